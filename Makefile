@@ -1,0 +1,48 @@
+# The two commands a newcomer needs: `make demo` and `make test` (see README).
+# `make setup` is idempotent: a venv with the project, then the test binaries
+# (built once from pinned Go modules into ~/.cache/flotilla, outside the clone).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup testbin test lint unit e2e demo bench crds clean
+
+setup: $(VENV)/.installed testbin
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+testbin: $(VENV)/.installed
+	$(BIN)/flotilla testbin path
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check engine tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# Every test: lint, types and layering, then unit and end-to-end tests on a real local fleet.
+# pytest exits 5 when it collects nothing, which fails this target too.
+test: setup lint
+	$(BIN)/pytest tests
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest tests/unit -q
+
+e2e: setup
+	$(BIN)/pytest tests/e2e
+
+demo: setup
+	$(BIN)/flotilla demo
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+crds: $(VENV)/.installed
+	$(BIN)/python -m engine.model.schema crds/
+
+clean:
+	rm -rf $(VENV) .fleet-demo

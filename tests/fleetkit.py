@@ -1,0 +1,135 @@
+"""Helpers the end-to-end tests and benchmarks share: kubectl, helm, a chart repo, polling.
+
+Used by tests/conftest.py and bench/. Everything runs the real binaries from
+`flotilla testbin path` against a real dev fleet.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.devfleet import testbin
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+CHARTS = ROOT / "tests" / "charts"
+
+
+def bins() -> Path:
+    return testbin.path()
+
+
+class Kubectl:
+    """Real kubectl against one cluster."""
+
+    def __init__(self, kubeconfig: str | Path) -> None:
+        self.kubeconfig = str(kubeconfig)
+
+    def run(self, *args: str, check: bool = True, input: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(bins() / "kubectl"), "--kubeconfig", self.kubeconfig, *args],
+            capture_output=True, text=True, input=input, timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stderr}")
+        return proc
+
+    def __call__(self, *args: str, **kw: Any) -> str:
+        return self.run(*args, **kw).stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "-o", "json").stdout)
+
+    def get(self, *args: str) -> dict[str, Any] | None:
+        proc = self.run("get", *args, "-o", "json", check=False)
+        if proc.returncode != 0:
+            if "NotFound" in proc.stderr or "not found" in proc.stderr:
+                return None
+            raise AssertionError(proc.stderr)
+        doc: dict[str, Any] = json.loads(proc.stdout)
+        return doc
+
+    def apply(self, manifest: str, *extra: str) -> str:
+        return self("apply", "-f", "-", *extra, input=manifest)
+
+
+class Helm:
+    """The real helm binary against one cluster, with its own repo/cache folders."""
+
+    def __init__(self, kubeconfig: str | Path, home: Path) -> None:
+        self.kubeconfig = str(kubeconfig)
+        self.env = {**os.environ, "HELM_CACHE_HOME": str(home / "cache"),
+                    "HELM_CONFIG_HOME": str(home / "config"), "HELM_DATA_HOME": str(home / "data")}
+
+    def __call__(self, *args: str, check: bool = True) -> str:
+        proc = subprocess.run([str(bins() / "helm"), "--kubeconfig", self.kubeconfig, *args],
+                              capture_output=True, text=True, env=self.env, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}")
+        return proc.stdout
+
+
+class ChartRepo:
+    """Our test charts, packaged by the real helm and served over loopback HTTP."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        helm = str(bins() / "helm")
+        for chart in sorted(p for p in CHARTS.iterdir() if (p / "Chart.yaml").exists()):
+            subprocess.run([helm, "package", str(chart), "-d", str(self.dir)], check=True,
+                           capture_output=True)
+        handler = functools.partial(_QuietHandler, directory=str(self.dir))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        subprocess.run([helm, "repo", "index", str(self.dir), "--url", self.url], check=True,
+                       capture_output=True)
+        self.hits: list[str] = []
+        self.server.hits = self.hits  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        self.server.hits.append(self.path)  # type: ignore[attr-defined]
+
+
+def eventually(probe: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.2,
+               what: str = "condition") -> T:
+    """Poll until probe() returns something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = probe()
+        except AssertionError as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
+    for cond in (obj or {}).get("status", {}).get("conditions", []) or []:
+        if cond.get("type") == ctype:
+            return cond  # type: ignore[no-any-return]
+    return None
