@@ -6,23 +6,19 @@ Used by tests/conftest.py and bench/. Everything runs the real binaries from
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
-import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.devfleet import testbin
+from engine.devfleet.chartrepo import ChartRepo  # noqa: F401 - re-exported for tests
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
-CHARTS = ROOT / "tests" / "charts"
 
 
 def bins() -> Path:
@@ -78,37 +74,6 @@ class Helm:
         if check and proc.returncode != 0:
             raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}")
         return proc.stdout
-
-
-class ChartRepo:
-    """Our test charts, packaged by the real helm and served over loopback HTTP."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        helm = str(bins() / "helm")
-        for chart in sorted(p for p in CHARTS.iterdir() if (p / "Chart.yaml").exists()):
-            subprocess.run([helm, "package", str(chart), "-d", str(self.dir)], check=True,
-                           capture_output=True)
-        handler = functools.partial(_QuietHandler, directory=str(self.dir))
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        subprocess.run([helm, "repo", "index", str(self.dir), "--url", self.url], check=True,
-                       capture_output=True)
-        self.hits: list[str] = []
-        self.server.hits = self.hits  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        self.server.hits.append(self.path)  # type: ignore[attr-defined]
 
 
 def eventually(probe: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.2,

@@ -1,0 +1,98 @@
+"""WorkloadCluster reconcile: connect, report health, version and facts; back off when down.
+
+Each cluster is probed on its own queue key, so an unreachable cluster waits
+out its own backoff and never holds up the others. Facts (node count, GPU
+products and counts) come from node labels and capacity; a change in facts
+or readiness re-queues the profiles, since CEL selectors may read them.
+Status is written only when something other than the probe time changed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from engine import errors
+from engine.adapters import kube
+from engine.controller import context, reporting
+from engine.model import conditions
+
+GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
+
+
+def facts_from_nodes(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    gpus: Counter[str] = Counter()
+    gpu_nodes = 0
+    for node in nodes:
+        labels = node.get("metadata", {}).get("labels") or {}
+        capacity = node.get("status", {}).get("capacity") or {}
+        count = sum(int(str(capacity.get(r, "0")) or 0) for r in GPU_RESOURCES)
+        if count:
+            gpu_nodes += 1
+            product = labels.get("nvidia.com/gpu.product") or labels.get(
+                "amd.com/gpu.product") or "unknown"
+            gpus[product] += count
+    return {"nodes": len(nodes), "gpuNodes": gpu_nodes, "gpus": dict(sorted(gpus.items())),
+            "gpuTotal": sum(gpus.values())}
+
+
+async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | None:
+    cluster = ctx.store.get("WorkloadCluster", namespace, name)
+    if cluster is None:
+        await ctx.connections.forget(namespace, name)
+        return None
+    old = cluster.get("status") or {}
+    status: dict[str, Any] = {k: v for k, v in old.items()}
+    gen = cluster["metadata"].get("generation")
+    failures = int((old.get("connection") or {}).get("failures", 0))
+    if cluster.get("spec", {}).get("paused"):
+        status["conditions"] = conditions.set_condition(
+            old.get("conditions"), type="Ready", status=bool(old.get("ready")), reason="Paused",
+            message="spec.paused is true: not probed, nothing deployed", observed_generation=gen,
+            now=reporting.now())
+        await _write(ctx, cluster, status)
+        return None
+    try:
+        conn = await ctx.connection(cluster)
+        version = await conn.client.version()
+        nodes = await conn.client.list("v1", "Node")
+    except errors.FlotillaError as exc:
+        failures += 1
+        reason, message, _ = reporting.describe(exc)
+        status.update(ready=False, connection={
+            "state": "Unreachable", "failures": failures, "message": message,
+            "lastProbeTime": reporting.now()})
+        status["conditions"] = conditions.set_condition(
+            old.get("conditions"), type="Ready", status=False, reason=reason, message=message,
+            observed_generation=gen, now=reporting.now())
+        if await _write(ctx, cluster, status):
+            await ctx.recorder.event(cluster, type="Warning", reason=reason, message=message)
+        # Exponential backoff per cluster: 2, 4, 8 … seconds, capped.
+        return min(2.0 ** min(failures, 6), ctx.settings.max_backoff)
+    facts = facts_from_nodes(nodes)
+    status.update(ready=True, version=version, facts=facts, connection={
+        "state": "Healthy", "failures": 0, "message": "", "lastProbeTime": reporting.now()})
+    status["observedGeneration"] = gen
+    status["conditions"] = conditions.set_condition(
+        old.get("conditions"), type="Ready", status=True, reason="Connected",
+        message=f"{version}, {facts['nodes']} nodes, {facts['gpuTotal']} GPUs",
+        observed_generation=gen, now=reporting.now())
+    became_ready = not old.get("ready")
+    if await _write(ctx, cluster, status) and became_ready:
+        await ctx.recorder.event(cluster, type="Normal", reason="Connected",
+                                 message=f"connected: {version}")
+    return ctx.settings.probe_interval
+
+
+async def _write(ctx: context.Context, cluster: dict[str, Any], status: dict[str, Any]) -> bool:
+    try:
+        written = await reporting.patch_status(ctx.mgmt, cluster, status)
+    except kube.NotFound:
+        return False
+    if written:
+        # Selection may depend on readiness or facts: let the profiles look again.
+        for kind in context.PROFILE_KINDS:
+            for profile in ctx.store.all(kind):
+                meta = profile["metadata"]
+                ctx.enqueue(("profile", kind, meta.get("namespace") or "", meta["name"]))
+    return written

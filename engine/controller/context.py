@@ -1,0 +1,86 @@
+"""What every reconciler shares: clients, the object store, queues, caches, settings.
+
+Built once by `handlers` at operator startup. Keys in the work queue are
+tuples whose first item names the reconciler: ("profile", kind, ns, name),
+("summary", ns, name), ("cluster", ns, name).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine import errors
+from engine.adapters import connections, helm, kube
+from engine.controller import queue, reporting, store
+
+log = logging.getLogger("flotilla.controller")
+GROUP = "flotilla.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+PROFILE_FINALIZER = "flotilla.dev/cleanup"
+SUMMARY_FINALIZER = "flotilla.dev/withdraw"
+LEAVE_ANNOTATION = "flotilla.dev/leave-policies"
+PROFILE_KINDS = ("ClusterProfile", "Profile")
+
+
+@dataclass
+class Settings:
+    probe_interval: float = 30.0
+    health_poll: float = 2.0
+    max_backoff: float = 60.0
+
+
+@dataclass
+class Context:
+    mgmt: kube.Client
+    store: store.Store
+    connections: connections.Connections
+    charts: helm.ChartCache
+    recorder: reporting.Recorder
+    settings: Settings = field(default_factory=Settings)
+    queue: queue.WorkQueue | None = None
+    static_mirrors: dict[str, str] = field(default_factory=dict)
+
+    def enqueue(self, key: Hashable, *, after: float = 0.0) -> None:
+        if self.queue is not None:
+            self.queue.add(key, after=after)
+
+    async def kubeconfig_for(self, cluster: dict[str, Any]) -> str:
+        """The workload cluster's kubeconfig, from the Secret its spec names."""
+        meta, spec = cluster["metadata"], cluster.get("spec", {})
+        ref = spec.get("kubeconfigSecretRef") or {}
+        name, key = ref.get("name", ""), ref.get("key") or "kubeconfig"
+        secret = await self.mgmt.get("v1", "Secret", meta["namespace"], name)
+        if secret is None:
+            raise errors.SpecError(
+                f"Secret {meta['namespace']}/{name} not found",
+                field="spec.kubeconfigSecretRef.name", reason="KubeconfigSecretNotFound")
+        data = (secret.get("data") or {}).get(key)
+        if not data:
+            raise errors.SpecError(f"Secret {meta['namespace']}/{name} has no key {key!r}",
+                                   field="spec.kubeconfigSecretRef.key",
+                                   reason="KubeconfigSecretNotFound")
+        return base64.b64decode(data).decode()
+
+    async def connection(self, cluster: dict[str, Any]) -> connections.Connection:
+        meta = cluster["metadata"]
+        text = await self.kubeconfig_for(cluster)
+        return await self.connections.get(meta["namespace"], meta["name"], text)
+
+    def mirrors(self) -> dict[str, str]:
+        """Static --chart-mirror flags, overlaid by the mirror ConfigMap when present."""
+        merged = dict(self.static_mirrors)
+        for cm in self.store.all("MirrorConfigMap"):
+            merged.update({k: v for k, v in (cm.get("data") or {}).items() if v})
+        return merged
+
+
+def workdir() -> Path:
+    from engine.devfleet import testbin
+
+    return testbin.cache_root() / "controller"

@@ -1,0 +1,224 @@
+"""Carry out one summary's plan on its workload cluster, item by item, in dependency order.
+
+Used by `summaries.reconcile`. Each item (a Helm release or a manifest)
+becomes one status row; a failure is a row with a message, not an aborted
+run. `continueOnConflict` / `continueOnError` decide whether later items
+still go ahead. A release whose dependencies are not healthy yet waits
+(Provisioning, with the reason) and the summary is re-queued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import errors, health, plan
+from engine.adapters import connections, helm, kube, workload
+from engine.catalog import ReleasePlan
+from engine.controller import context, desired, reporting
+from engine.model import types
+
+
+@dataclass
+class Result:
+    services: list[dict[str, Any]] = field(default_factory=list)
+    inventory: dict[plan.Key, str] = field(default_factory=dict)
+    healthy: bool = True
+    phase: str = "Provisioned"
+    reason: str = "Provisioned"
+    message: str = ""
+    requeue_after: float | None = None
+
+
+class Runner:
+    def __init__(self, ctx: context.Context, conn: connections.Connection, owner: workload.Owner,
+                 pspec: types.ProfileSpec, summary: dict[str, Any], want: desired.Desired) -> None:
+        self.ctx, self.conn, self.owner, self.pspec = ctx, conn, owner, pspec
+        self.summary, self.want = summary, want
+        status = summary.get("status") or {}
+        self.old_rows = {r.get("name"): r for r in status.get("services") or []}
+        self.recorded = [plan.InventoryEntry.from_dict(r) for r in status.get("inventory") or []]
+
+    def _row(self, item: plan.DesiredItem, state: str, message: str = "", *,
+             healthy: bool | None = None, applied: bool = False) -> dict[str, Any]:
+        name, kind, version = _describe(item)
+        old = self.old_rows.get(name) or {}
+        failures = int(old.get("consecutiveFailures", 0))
+        failures = failures + 1 if state in ("Failed", "FailedNonRetriable") else 0
+        row = {"name": name, "kind": kind, "status": state, "message": message[:2000],
+               "consecutiveFailures": failures, "version": version,
+               "lastAppliedTime": reporting.now() if applied else old.get("lastAppliedTime", "")}
+        if healthy is not None:
+            row["healthy"] = healthy
+        return row
+
+    async def run(self) -> Result:
+        result = Result(inventory={e.key: e.hash for e in self.recorded})
+        actions = plan.plan(self.want.items, self.recorded, withdraw=True)
+        changed = {i.key for i in actions.apply}
+        healthy_releases: dict[str, bool] = {}
+        blocked = ""
+        for item in self.want.items:
+            if blocked:
+                result.services.append(self._row(item, "Provisioning", f"not started: {blocked}"))
+                continue
+            if item.is_release:
+                rel = item.body
+                assert isinstance(rel, ReleasePlan)
+                waiting = [d for d in rel.depends_on if not healthy_releases.get(d)]
+                if waiting:
+                    result.services.append(self._row(
+                        item, "Provisioning", f"waiting for {', '.join(waiting)} to be healthy"))
+                    healthy_releases[rel.release_name] = False
+                    continue
+            try:
+                if item.key in changed:
+                    await self._apply(item)
+                    result.inventory[item.key] = item.hash
+                ok, why = await self._health(item)
+            except errors.ConflictError as exc:
+                result.services.append(self._row(item, "Conflict", str(exc)))
+                if not self.pspec.continue_on_conflict:
+                    blocked = f"conflict on {_describe(item)[0]}"
+                continue
+            except errors.FlotillaError as exc:
+                state = "Failed" if exc.retriable else "FailedNonRetriable"
+                result.services.append(self._row(item, state, str(exc)))
+                if not self.pspec.continue_on_error:
+                    blocked = f"{_describe(item)[0]} failed"
+                continue
+            if item.is_release:
+                healthy_releases[item.key[2]] = ok
+            result.services.append(self._row(item, "Provisioned", why, healthy=ok,
+                                             applied=item.key in changed))
+        if not blocked:
+            for entry in actions.delete:
+                await self._remove(entry)
+                result.inventory.pop(entry.key, None)
+        await self._validate_healths(result)
+        return _conclude(result)
+
+    async def health_only(self) -> Result:
+        result = Result(inventory={e.key: e.hash for e in self.recorded})
+        for item in self.want.items:
+            ok, why = await self._health(item)
+            result.services.append(self._row(item, "Provisioned", why, healthy=ok))
+        await self._validate_healths(result)
+        return _conclude(result)
+
+    async def dry_run(self) -> Result:
+        """Record what a deployment would change, and change nothing."""
+        actions = plan.plan(self.want.items, self.recorded, withdraw=True)
+        result = Result(inventory={e.key: e.hash for e in self.recorded}, phase="DryRun",
+                        reason="DryRun")
+        for item in actions.apply:
+            verb = "update" if any(e.key == item.key for e in self.recorded) else "create"
+            result.services.append(self._row(item, "Provisioning", f"would {verb}"))
+        for entry in actions.delete:
+            result.services.append({"name": "/".join(entry.key), "kind": "Manifests",
+                                    "status": "Removing", "message": "would delete"})
+        result.message = f"{len(actions.apply)} to apply, {len(actions.delete)} to delete"
+        return result
+
+    async def _apply(self, item: plan.DesiredItem) -> None:
+        if item.is_release:
+            rel = item.body
+            assert isinstance(rel, ReleasePlan)
+            if rel.uninstall:
+                if await self.conn.workload.release_owner(rel.release_name, rel.namespace) in (
+                        None, self.owner.ref):
+                    await self.conn.releases().uninstall(release=rel.release_name,
+                                                         namespace=rel.namespace)
+                return
+            await self.conn.workload.claim_release(rel.release_name, rel.namespace, self.owner)
+            self.ctx.charts.set_mirrors(self.ctx.mirrors())
+            chart_dir = await self.ctx.charts.ensure(helm.ChartCoordinates(
+                rel.repository_url, rel.chart_name, rel.chart_version))
+            await self.conn.releases().install_or_upgrade(
+                release=rel.release_name, namespace=rel.namespace, chart_dir=chart_dir,
+                values=self.want.values[item.key])
+        else:
+            assert not isinstance(item.body, ReleasePlan)
+            await self.conn.workload.apply(item.body, self.owner, item.hash)
+
+    async def _remove(self, entry: plan.InventoryEntry) -> None:
+        if entry.key[0] == plan.HELM and len(entry.key) == 3:
+            _, ns, release = entry.key
+            if await self.conn.workload.release_owner(release, ns) == self.owner.ref:
+                await self.conn.releases().uninstall(release=release, namespace=ns)
+                await self.conn.workload.drop_release_claim(release, ns, self.owner)
+        else:
+            await self.conn.workload.delete(entry.key, self.owner)
+
+    async def _health(self, item: plan.DesiredItem) -> tuple[bool, str]:
+        if not item.is_release:
+            return True, ""
+        rel = item.body
+        assert isinstance(rel, ReleasePlan)
+        if rel.uninstall:
+            return True, "uninstalled"
+        results = [await self._check(c, rel.namespace, f"{rel.field}.healthChecks")
+                   for c in rel.health_checks]
+        worst = health.worst(results) if results else health.HealthResult(True, "")
+        return worst.healthy, worst.message
+
+    async def _check(self, check: types.HealthCheck, default_ns: str | None,
+                     where: str) -> health.HealthResult:
+        api_version = f"{check.group}/{check.version}" if check.group else check.version
+        try:
+            objects = await self.conn.workload.objects_for(
+                api_version=api_version, kind=check.kind,
+                namespace=check.namespace or default_ns, name=check.object_name,
+                label_selector=check.label_selector)
+        except kube.NotFound as exc:  # the kind is not served (yet): not healthy, not an error
+            return health.HealthResult(False, str(exc))
+        return health.evaluate(check, objects, field=where)
+
+    async def _validate_healths(self, result: Result) -> None:
+        for i, check in enumerate(self.pspec.validate_healths):
+            verdict = await self._check(check, None, f"spec.validateHealths[{i}]")
+            if not verdict.healthy:
+                result.healthy = False
+                result.message = f"validateHealths {check.name}: {verdict.message}"
+
+
+def _conclude(result: Result) -> Result:
+    states = [r["status"] for r in result.services]
+    unhealthy = [r for r in result.services if r.get("healthy") is False]
+    result.healthy = result.healthy and not unhealthy
+    if "Conflict" in states:
+        result.phase, result.reason = "Conflict", "Conflict"
+        result.message = "; ".join(r["message"] for r in result.services
+                                   if r["status"] == "Conflict")
+        result.requeue_after = 30.0
+    elif "Failed" in states or "FailedNonRetriable" in states:
+        failed = [r for r in result.services if r["status"].startswith("Failed")]
+        result.phase, result.reason = "Failed", "DeploymentFailed"
+        result.message = "; ".join(f"{r['name']}: {r['message']}" for r in failed)
+        tries = max(int(r.get("consecutiveFailures", 1)) for r in failed)
+        retriable = any(r["status"] == "Failed" for r in failed)
+        result.requeue_after = min(2.0 ** tries, 60.0) if retriable else None
+    elif "Provisioning" in states:
+        result.phase, result.reason = "Provisioning", "WaitingForDependencies"
+        result.message = "; ".join(f"{r['name']}: {r['message']}" for r in result.services
+                                   if r["status"] == "Provisioning")
+        result.requeue_after = 2.0
+    else:
+        result.phase = "Provisioned"
+        result.reason = "Provisioned" if result.healthy else "Unhealthy"
+        if result.healthy:
+            result.message = f"{len(result.services)} services provisioned and healthy"
+        else:
+            result.message = result.message or "; ".join(
+                f"{r['name']}: {r['message']}" for r in unhealthy)
+            result.requeue_after = 2.0
+    return result
+
+
+def _describe(item: plan.DesiredItem) -> tuple[str, str, str]:
+    if item.is_release:
+        rel = item.body
+        assert isinstance(rel, ReleasePlan)
+        return rel.release_name, "HelmRelease", rel.chart_version
+    group, version, kind, ns, name = item.key
+    return f"{kind}/{ns + '/' if ns else ''}{name}", "Manifests", ""

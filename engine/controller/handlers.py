@@ -1,0 +1,198 @@
+"""kopf wiring: watch events fill the store and wake the right reconcilers.
+
+kopf watches the management cluster only (workload clusters are reached
+through our adapters). Every handler here is an `on.event` handler, so kopf
+never writes annotations or status of its own onto our objects; all writes
+go through the reconcilers. The startup handler builds the shared
+`Context` and starts the work queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Hashable
+from typing import Any
+
+import kopf
+
+from engine.adapters import connections, helm, kube, kubeconfig
+from engine.controller import clusters, context, profiles, queue, reporting, store, summaries
+from engine.devfleet import testbin
+
+log = logging.getLogger("flotilla.controller")
+G, V = context.GROUP, context.VERSION
+
+# Set by main.run() before kopf starts.
+CONFIG: dict[str, Any] = {"kubeconfig": "", "mirrors": {}, "mirror_configmap": ""}
+STATE: dict[str, Any] = {}
+
+
+def ctx() -> context.Context:
+    found: context.Context = STATE["ctx"]
+    return found
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.posting.enabled = False  # we post our own, de-duplicated Events
+    settings.watching.server_timeout = 300
+    settings.persistence.finalizer = "flotilla.dev/kopf"
+    mgmt = kube.Client(kubeconfig.load(CONFIG["kubeconfig"]), name="management")
+    work = context.workdir()
+    c = context.Context(
+        mgmt=mgmt, store=store.Store(),
+        connections=connections.Connections(work / "clusters"),
+        charts=helm.ChartCache(work / "charts", testbin.path() / "helm", CONFIG["mirrors"]),
+        recorder=reporting.Recorder(mgmt), static_mirrors=dict(CONFIG["mirrors"]))
+    c.queue = queue.WorkQueue(lambda key: dispatch(c, key), workers=16, name="flotilla")
+    STATE["ctx"] = c
+    STATE["task"] = asyncio.create_task(c.queue.run())
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    task = STATE.get("task")
+    if task is not None:
+        task.cancel()
+    c = STATE.get("ctx")
+    if c is not None:
+        await c.connections.close()
+        await c.mgmt.close()
+
+
+async def dispatch(c: context.Context, key: Hashable) -> float | None:
+    assert isinstance(key, tuple)
+    if key[0] == "profile":
+        return await profiles.reconcile(c, key[1], key[2], key[3])
+    if key[0] == "summary":
+        return await summaries.reconcile(c, key[1], key[2])
+    if key[0] == "cluster":
+        return await clusters.reconcile(c, key[1], key[2])
+    return None
+
+
+def _remember(kind: str, type_: str | None, body: kopf.Body) -> tuple[dict[str, Any] | None,
+                                                                     dict[str, Any]]:
+    raw = dict(body)
+    raw.setdefault("kind", kind)
+    _, ns, name = store.key_of(kind, raw)
+    old = ctx().store.get(kind, ns, name)
+    if type_ == "DELETED":
+        ctx().store.drop(kind, ns, name)
+    else:
+        ctx().store.put(kind, raw)
+    return old, raw
+
+
+def _all_profiles() -> None:
+    for kind in context.PROFILE_KINDS:
+        for profile in ctx().store.all(kind):
+            meta = profile["metadata"]
+            ctx().enqueue(("profile", kind, meta.get("namespace") or "", meta["name"]))
+
+
+def _summaries_where(pred: Any) -> None:
+    for summary in ctx().store.all("ClusterSummary"):
+        if pred(summary):
+            meta = summary["metadata"]
+            ctx().enqueue(("summary", meta["namespace"], meta["name"]))
+
+
+def _spec_or_labels_changed(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    if old is None:
+        return True
+    o, n = old.get("metadata", {}), new.get("metadata", {})
+    return (o.get("generation") != n.get("generation") or o.get("labels") != n.get("labels")
+            or bool(n.get("deletionTimestamp")) != bool(o.get("deletionTimestamp")))
+
+
+@kopf.on.event(G, V, "workloadclusters")
+async def on_cluster(type: str | None, body: kopf.Body, **_: Any) -> None:
+    old, new = _remember("WorkloadCluster", type, body)
+    meta = new["metadata"]
+    if _spec_or_labels_changed(old, new) or type == "DELETED":
+        ctx().enqueue(("cluster", meta["namespace"], meta["name"]))
+        _all_profiles()
+    if old is not None and old.get("status") != new.get("status"):
+        name = meta["name"]
+        _summaries_where(lambda s: s["spec"]["clusterRef"]["name"] == name
+                         and s["metadata"]["namespace"] == meta["namespace"])
+
+
+@kopf.on.event(G, V, "catalogservices")
+async def on_catalog(type: str | None, body: kopf.Body, **_: Any) -> None:
+    old, new = _remember("CatalogService", type, body)
+    if _spec_or_labels_changed(old, new) or type == "DELETED":
+        _all_profiles()
+        _summaries_where(lambda s: True)
+
+
+async def _on_profile(kind: str, type: str | None, body: kopf.Body) -> None:
+    old, new = _remember(kind, type, body)
+    meta = new["metadata"]
+    ns = meta.get("namespace") or ""
+    if _spec_or_labels_changed(old, new) or type == "DELETED":
+        ctx().enqueue(("profile", kind, ns, meta["name"]))
+        # Others may depend on this profile, and its summaries deploy its spec.
+        _all_profiles()
+        _summaries_where(lambda s: (s["spec"]["profileRef"]["kind"], s["spec"]["profileRef"]
+                                    .get("namespace") or "", s["spec"]["profileRef"]["name"])
+                         == (kind, ns, meta["name"]))
+
+
+@kopf.on.event(G, V, "clusterprofiles")
+async def on_clusterprofile(type: str | None, body: kopf.Body, **_: Any) -> None:
+    await _on_profile("ClusterProfile", type, body)
+
+
+@kopf.on.event(G, V, "profiles")
+async def on_profile(type: str | None, body: kopf.Body, **_: Any) -> None:
+    await _on_profile("Profile", type, body)
+
+
+@kopf.on.event(G, V, "clustersummaries")
+async def on_summary(type: str | None, body: kopf.Body, **_: Any) -> None:
+    old, new = _remember("ClusterSummary", type, body)
+    meta, spec = new["metadata"], new.get("spec") or {}
+    ref = spec.get("profileRef") or {}
+    if _spec_or_labels_changed(old, new):
+        ctx().enqueue(("summary", meta["namespace"], meta["name"]))
+    if old is None or old.get("status") != new.get("status") or type == "DELETED":
+        ctx().enqueue(("profile", ref.get("kind", ""), ref.get("namespace") or "",
+                       ref.get("name", "")))
+        # Profiles that depend on this one wait for its summaries.
+        cluster = spec.get("clusterRef", {}).get("name")
+        _summaries_where(lambda s: s["spec"]["clusterRef"]["name"] == cluster
+                         and s["metadata"]["name"] != meta["name"])
+
+
+@kopf.on.event("", "v1", "configmaps")
+async def on_configmap(type: str | None, body: kopf.Body, **_: Any) -> None:
+    meta = body.get("metadata", {})
+    mirror = CONFIG.get("mirror_configmap", "")
+    if mirror and f"{meta.get('namespace')}/{meta.get('name')}" == mirror:
+        _remember("MirrorConfigMap", type, body)
+        return
+    old, new = _remember("ConfigMap", type, body)
+    if old is not None and old.get("data") == new.get("data") and type != "DELETED":
+        return
+    ns, name = meta.get("namespace"), meta.get("name")
+    # Re-deploy the summaries whose profile references this ConfigMap.
+    for kind in context.PROFILE_KINDS:
+        for profile in ctx().store.all(kind):
+            spec = profile.get("spec") or {}
+            refs = list(spec.get("policyRefs") or [])
+            for chart in spec.get("helmCharts") or []:
+                refs += chart.get("valuesFrom") or []
+            pns = profile["metadata"].get("namespace")
+            if any(r.get("kind") == "ConfigMap" and r.get("name") == name
+                   and (r.get("namespace") or pns) == ns for r in refs):
+                pmeta = profile["metadata"]
+                _summaries_where(lambda s, k=kind, pm=pmeta: s["spec"]["profileRef"]["kind"] == k
+                                 and s["spec"]["profileRef"]["name"] == pm["name"])

@@ -1,0 +1,38 @@
+"""Run the controller in the foreground: `flotilla controller --kubeconfig MGMT`.
+
+Used by the CLI, the demo and the end-to-end tests. Points kopf at the
+management cluster through the kubeconfig, registers the handlers and runs
+until interrupted. Standalone: one controller per management cluster, no
+peering objects needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+import kopf
+
+from engine.controller import handlers
+
+
+def configure(kubeconfig: str, mirrors: Mapping[str, str], mirror_configmap: str) -> None:
+    os.environ["KUBECONFIG"] = str(Path(kubeconfig).resolve())
+    handlers.CONFIG.update(kubeconfig=str(Path(kubeconfig).resolve()), mirrors=dict(mirrors),
+                           mirror_configmap=mirror_configmap)
+
+
+def run(kubeconfig: str, *, mirrors: Mapping[str, str], mirror_configmap: str = "",
+        verbose: bool = False, stop_flag: threading.Event | None = None,
+        ready_flag: threading.Event | None = None) -> None:
+    configure(kubeconfig, mirrors, mirror_configmap)
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+    if not verbose:
+        logging.getLogger("kopf").setLevel(logging.WARNING)
+        logging.getLogger("pyhelm3").setLevel(logging.WARNING)
+    asyncio.run(kopf.operator(clusterwide=True, standalone=True, stop_flag=stop_flag,
+                              ready_flag=ready_flag))

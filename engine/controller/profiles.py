@@ -1,0 +1,229 @@
+"""ClusterProfile / Profile reconcile: select clusters, write ClusterSummaries, roll up status.
+
+The profile reconciler never touches workload clusters. It decides which
+(profile, cluster) pairs exist — each one a ClusterSummary carrying the
+reason it exists — and sums their states into the profile's status and
+printer columns. Input it cannot honour (CEL that does not compile, an
+unknown catalog service, a version that resolves to nothing) becomes a
+condition naming the field, and the existing summaries are left exactly as
+they are: a bad profile never deletes what a good one deployed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import catalog, errors, plan, render, select
+from engine.adapters import kube
+from engine.controller import context, reporting
+from engine.model import conditions, types
+
+PROFILE_LABEL_KIND = "flotilla.dev/profile-kind"
+PROFILE_LABEL_NAME = "flotilla.dev/profile-name"
+PROFILE_LABEL_NS = "flotilla.dev/profile-namespace"
+CLUSTER_LABEL = "flotilla.dev/cluster-name"
+
+
+def summaries_of(ctx: context.Context, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
+    out = []
+    for summary in ctx.store.all("ClusterSummary"):
+        ref = summary.get("spec", {}).get("profileRef", {})
+        if (ref.get("kind"), ref.get("namespace") or "", ref.get("name")) == (kind, namespace,
+                                                                              name):
+            out.append(summary)
+    return out
+
+
+def catalog_specs(ctx: context.Context) -> dict[str, types.CatalogServiceSpec]:
+    """Every catalog entry that parses; a broken entry only fails profiles that use it."""
+    out = {}
+    for body in ctx.store.all("CatalogService"):
+        name = body["metadata"]["name"]
+        try:
+            out[name] = types.CatalogServiceSpec.from_dict(body.get("spec") or {}, name=name)
+        except errors.SpecError:
+            continue
+    return out
+
+
+def _selections(ctx: context.Context, kind: str, namespace: str, name: str,
+                spec: types.ProfileSpec) -> list[tuple[str, str, str]]:
+    clusters = ctx.store.all("WorkloadCluster", namespace if kind == "Profile" else None)
+    chosen = {(s.namespace, s.name): str(s.reason) for s in select.select_clusters(
+        spec, clusters, namespace=namespace if kind == "Profile" else None)}
+    # Sveltos semantics: a profile others depend on also goes wherever they go.
+    for other_kind in context.PROFILE_KINDS:
+        for other in ctx.store.all(other_kind):
+            other_spec = other.get("spec") or {}
+            if name not in (other_spec.get("dependsOn") or []) or other_kind != kind:
+                continue
+            try:
+                parsed = types.ProfileSpec.from_dict(other_spec)
+                meta = other["metadata"]
+                found = select.select_clusters(
+                    parsed, clusters, namespace=meta.get("namespace") if kind == "Profile" else None)
+            except errors.FlotillaError:
+                continue
+            for s in found:
+                chosen.setdefault((s.namespace, s.name), "DependsOn")
+    return sorted((ns, n, reason) for (ns, n), reason in chosen.items())
+
+
+async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) -> float | None:
+    body = ctx.store.get(kind, namespace, name)
+    if body is None:
+        return None
+    meta = body["metadata"]
+    existing = summaries_of(ctx, kind, namespace, name)
+    if meta.get("deletionTimestamp"):
+        return await _finalize(ctx, body, existing)
+    if context.PROFILE_FINALIZER not in (meta.get("finalizers") or []):
+        await ctx.mgmt.patch(body["apiVersion"], kind, namespace or None, name, {"metadata": {
+            "finalizers": [*(meta.get("finalizers") or []), context.PROFILE_FINALIZER]}})
+    gen = meta.get("generation")
+    try:
+        spec = types.ProfileSpec.from_dict(body.get("spec") or {})
+        chosen = _selections(ctx, kind, namespace, name, spec)
+        catalog.resolve(spec, catalog_specs(ctx))  # surfaces unknown services/versions here
+    except errors.FlotillaError as exc:
+        reason, message, _ = reporting.describe(exc)
+        status = dict(body.get("status") or {})
+        status["phase"] = "Failed"
+        status["conditions"] = conditions.set_condition(
+            status.get("conditions"), type="Ready", status=False, reason=reason,
+            message=message, observed_generation=gen, now=reporting.now())
+        if await reporting.patch_status(ctx.mgmt, body, status):
+            await ctx.recorder.event(body, type="Warning", reason=reason, message=message)
+        return None
+    spec_hash = render.stable_hash(body.get("spec") or {})
+    old_status = body.get("status") or {}
+    revision = int(old_status.get("revision") or 0)
+    if old_status.get("specHash") != spec_hash:
+        revision += 1
+    wanted = {plan.summary_name(kind, name, cname): (cns, cname, reason)
+              for cns, cname, reason in chosen}
+    for sname, (cns, cname, reason) in wanted.items():
+        await _ensure_summary(ctx, body, sname, cns, cname, reason, revision, spec_hash)
+    leave = spec.stop_matching_behavior == types.StopMatchingBehavior.LEAVE_POLICIES
+    for summary in existing:
+        smeta = summary["metadata"]
+        if smeta["name"] in wanted or smeta.get("deletionTimestamp"):
+            continue
+        if leave:
+            await ctx.mgmt.patch(summary["apiVersion"], "ClusterSummary", smeta["namespace"],
+                                 smeta["name"], {"metadata": {"annotations": {
+                                     context.LEAVE_ANNOTATION: "true"}}})
+        await ctx.mgmt.delete(summary["apiVersion"], "ClusterSummary", smeta["namespace"],
+                              smeta["name"])
+        await ctx.recorder.event(body, type="Normal", reason="ClusterUnmatched",
+                                 message=f"{smeta['namespace']}/{smeta['spec']['clusterRef']['name']}"
+                                 f" no longer matches: {'leaving' if leave else 'withdrawing'}"
+                                 " its services")
+    await _rollup(ctx, body, spec_hash, revision, chosen, summaries_of(ctx, kind, namespace, name))
+    return None
+
+
+async def _ensure_summary(ctx: context.Context, profile: dict[str, Any], sname: str, cns: str,
+                          cname: str, reason: str, revision: int, spec_hash: str) -> None:
+    pmeta = profile["metadata"]
+    spec = {
+        "profileRef": {"kind": profile["kind"], "namespace": pmeta.get("namespace") or "",
+                       "name": pmeta["name"]},
+        "clusterRef": {"namespace": cns, "name": cname},
+        "reason": reason, "revision": revision, "hash": spec_hash,
+    }
+    current = ctx.store.get("ClusterSummary", cns, sname)
+    if current is not None and current.get("spec") == spec \
+            and not current["metadata"].get("deletionTimestamp"):
+        return  # nothing changed: no management write either
+    labels = {PROFILE_LABEL_KIND: profile["kind"], PROFILE_LABEL_NAME: pmeta["name"],
+              CLUSTER_LABEL: cname}
+    if pmeta.get("namespace"):
+        labels[PROFILE_LABEL_NS] = pmeta["namespace"]
+    body = {"apiVersion": context.API_VERSION, "kind": "ClusterSummary",
+            "metadata": {"name": sname, "namespace": cns, "labels": labels,
+                         "finalizers": [context.SUMMARY_FINALIZER]},
+            "spec": spec}
+    if current is not None and current["metadata"].get("deletionTimestamp"):
+        return  # being withdrawn; it is recreated once the old one is gone
+    await ctx.mgmt.apply(body)
+    if current is None:
+        await ctx.recorder.event(profile, type="Normal", reason="ClusterMatched",
+                                 message=f"{cns}/{cname} matches ({reason})")
+
+
+async def _finalize(ctx: context.Context, body: dict[str, Any],
+                    existing: list[dict[str, Any]]) -> float | None:
+    """Profile deleted: withdraw from every cluster, then let the profile go."""
+    for summary in existing:
+        smeta = summary["metadata"]
+        if not smeta.get("deletionTimestamp"):
+            await ctx.mgmt.delete(summary["apiVersion"], "ClusterSummary", smeta["namespace"],
+                                  smeta["name"])
+    if existing:
+        return 1.0  # come back when the summaries have withdrawn and gone
+    meta = body["metadata"]
+    finalizers = [f for f in meta.get("finalizers") or [] if f != context.PROFILE_FINALIZER]
+    try:
+        await ctx.mgmt.patch(body["apiVersion"], body["kind"], meta.get("namespace") or None,
+                             meta["name"], {"metadata": {"finalizers": finalizers}})
+    except kube.NotFound:
+        pass
+    return None
+
+
+async def _rollup(ctx: context.Context, body: dict[str, Any], spec_hash: str, revision: int,
+                  chosen: list[tuple[str, str, str]], summaries: list[dict[str, Any]]) -> None:
+    gen = body["metadata"].get("generation")
+    current = [s for s in summaries if s.get("spec", {}).get("hash") == spec_hash
+               and not s["metadata"].get("deletionTimestamp")]
+    sts = [s.get("status") or {} for s in current]
+    updated = sum(1 for st in sts if st.get("phase") == "Provisioned"
+                  and st.get("revision") == revision)
+    ready = sum(1 for st in sts if st.get("phase") == "Provisioned" and st.get("healthy")
+                and st.get("revision") == revision)
+    failed = sum(1 for st in sts if st.get("phase") in ("Failed", "Conflict"))
+    drifted = sum(1 for st in sts if st.get("drift"))
+    conflicts = [s for s in current if (s.get("status") or {}).get("phase") == "Conflict"]
+    matched = len(chosen)
+    if failed:
+        phase = "Degraded"
+    elif matched == 0:
+        phase = "Pending"
+    elif ready == matched:
+        phase = "Ready"
+    else:
+        phase = "Provisioning"
+    status = dict(body.get("status") or {})
+    status.update(
+        matchingClusters=[{"namespace": ns, "name": n} for ns, n, _ in chosen],
+        matched=matched, updated=updated, ready=ready, failed=failed, drifted=drifted,
+        phase=phase, revision=revision, specHash=spec_hash, observedGeneration=gen)
+    now = reporting.now()
+    cond = status.get("conditions")
+    cond = conditions.set_condition(
+        cond, type="Ready", status=phase == "Ready", reason=phase,
+        message=f"{ready}/{matched} clusters ready" + (f", {failed} failed" if failed else ""),
+        observed_generation=gen, now=now)
+    cond = conditions.set_condition(
+        cond, type="Progressing", status=phase == "Provisioning", reason=phase,
+        message=f"{updated}/{matched} clusters at revision {revision}",
+        observed_generation=gen, now=now)
+    failing = [f"{s['spec']['clusterRef']['name']}: {(s.get('status') or {}).get('message', '')}"
+               for s in current if (s.get("status") or {}).get("phase") == "Failed"]
+    cond = conditions.set_condition(
+        cond, type="Degraded", status=bool(failing), reason="Failed" if failing else "AsExpected",
+        message="; ".join(failing)[:900], observed_generation=gen, now=now)
+    cond = conditions.set_condition(
+        cond, type="Conflict", status=bool(conflicts),
+        reason="Conflict" if conflicts else "NoConflict",
+        message="; ".join((s.get("status") or {}).get("message", "") for s in conflicts)[:900],
+        observed_generation=gen, now=now)
+    cond = conditions.set_condition(
+        cond, type="Drifted", status=bool(drifted), reason="Drifted" if drifted else "InSync",
+        message=f"{drifted} clusters drifted", observed_generation=gen, now=now)
+    status["conditions"] = cond
+    if await reporting.patch_status(ctx.mgmt, body, status) and phase == "Ready" and \
+            (body.get("status") or {}).get("phase") != "Ready":
+        await ctx.recorder.event(body, type="Normal", reason="Ready",
+                                 message=f"all {matched} clusters ready at revision {revision}")

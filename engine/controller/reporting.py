@@ -1,0 +1,96 @@
+"""Status and Events: the one place errors become conditions and Events.
+
+Used by every reconciler. `describe(error)` turns an engine error (or any
+exception) into a (reason, message) pair; `Recorder` posts core/v1 Events
+on the management cluster, de-duplicated so a retry loop does not flood
+`kubectl describe`; `patch_status` writes a status only when it changed,
+which keeps an idle controller from writing anything.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+import uuid
+from typing import Any
+
+from engine import errors
+from engine.adapters import kube
+
+log = logging.getLogger("flotilla.controller")
+COMPONENT = "flotilla-controller"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def describe(exc: BaseException) -> tuple[str, str, bool]:
+    """(reason, message, retriable) for any error a reconcile may meet."""
+    if isinstance(exc, errors.FlotillaError):
+        return exc.reason, str(exc), exc.retriable
+    return "InternalError", f"{type(exc).__name__}: {exc}", True
+
+
+class Recorder:
+    """Posts Events about management-cluster objects."""
+
+    def __init__(self, client: kube.Client, *, repeat_after: float = 300.0) -> None:
+        self.client = client
+        self.repeat_after = repeat_after
+        self._last: dict[tuple[str, str, str, str], float] = {}
+
+    async def event(self, body: dict[str, Any], *, type: str, reason: str, message: str) -> None:
+        meta = body.get("metadata", {})
+        key = (meta.get("uid", ""), type, reason, message)
+        now_mono = time.monotonic()
+        if now_mono - self._last.get(key, -1e9) < self.repeat_after:
+            return
+        self._last[key] = now_mono
+        namespace = meta.get("namespace") or "default"
+        stamp = now()
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta.get('name', 'x')}.{uuid.uuid4().hex[:12]}",
+                         "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+                "name": meta.get("name"), "namespace": meta.get("namespace") or "",
+                "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type, "reason": reason, "message": message[:1000],
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+            "reportingInstance": COMPONENT, "firstTimestamp": stamp, "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            await self.client.create(event)
+        except (kube.ApiError, kube.Unreachable) as exc:  # Events are best effort
+            log.debug("event not posted: %s", exc)
+
+
+def status_changed(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Compare statuses ignoring condition timestamps (they only move on real transitions)."""
+    return _strip(old or {}) != _strip(new)
+
+
+def _strip(status: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in status.items() if k not in ("lastProbeTime",)}
+    if "conditions" in out:
+        out["conditions"] = [{k: v for k, v in c.items() if k != "lastTransitionTime"}
+                             for c in out["conditions"]]
+    if "connection" in out and isinstance(out["connection"], dict):
+        out["connection"] = {k: v for k, v in out["connection"].items() if k != "lastProbeTime"}
+    return out
+
+
+async def patch_status(client: kube.Client, body: dict[str, Any], status: dict[str, Any]) -> bool:
+    """Merge-patch `status` when it differs from what the object has; True when written."""
+    if not status_changed(body.get("status"), status):
+        return False
+    meta = body["metadata"]
+    # Lists (conditions, services, inventory) are replaced whole by a merge patch.
+    await client.patch(body["apiVersion"], body["kind"], meta.get("namespace"), meta["name"],
+                       {"status": status}, subresource="status")
+    return True

@@ -1,0 +1,41 @@
+"""An in-memory cache of the management-cluster objects the controller reads.
+
+Filled by the kopf event handlers (`handlers`), read by the reconcilers, so a
+reconcile never lists the API server. Keys are (kind, namespace, name) with
+namespace "" for cluster-scoped kinds. Bodies are plain dicts, as delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+Key = tuple[str, str, str]
+Body = dict[str, Any]
+
+
+def key_of(kind: str, body: dict[str, Any]) -> Key:
+    meta = body.get("metadata", {})
+    return kind, meta.get("namespace") or "", meta.get("name", "")
+
+
+class Store:
+    def __init__(self) -> None:
+        self._objects: dict[str, dict[tuple[str, str], Body]] = {}
+
+    def put(self, kind: str, body: Body) -> None:
+        _, ns, name = key_of(kind, body)
+        self._objects.setdefault(kind, {})[(ns, name)] = body
+
+    def drop(self, kind: str, namespace: str, name: str) -> None:
+        self._objects.get(kind, {}).pop((namespace, name), None)
+
+    def get(self, kind: str, namespace: str, name: str) -> Body | None:
+        return self._objects.get(kind, {}).get((namespace, name))
+
+    def all(self, kind: str, namespace: str | None = None) -> list[Body]:
+        items = self._objects.get(kind, {})
+        return [b for (ns, _), b in sorted(items.items()) if namespace is None or ns == namespace]
+
+    def keys(self, kind: str) -> Iterator[tuple[str, str]]:
+        return iter(sorted(self._objects.get(kind, {})))

@@ -1,0 +1,185 @@
+"""ClusterSummary reconcile: deploy one profile to one cluster, record it, judge its health.
+
+The unit of work (as in Sveltos). Hash-gated: when the desired content hash
+equals the recorded one and the summary is Provisioned and healthy, nothing
+is read from or written to the workload cluster. Otherwise the pure planner
+(`plan.plan`) says which items changed; only those are applied, in
+dependency order, and a release waits until the releases it depends on are
+healthy on the live cluster. Withdrawal (the summary deleted) removes only
+what this profile still owns, then drops the finalizer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import errors, health, plan
+from engine.adapters import helm, kube, workload
+from engine.controller import context, deploy, desired, reporting
+from engine.model import conditions, types
+
+
+def owner_of(summary: dict[str, Any], tier: int = plan.DEFAULT_TIER) -> workload.Owner:
+    ref = summary["spec"]["profileRef"]
+    return workload.Owner(kind=ref["kind"], namespace=ref.get("namespace") or "",
+                          name=ref["name"], tier=tier)
+
+
+async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | None:
+    summary = ctx.store.get("ClusterSummary", namespace, name)
+    if summary is None:
+        return None
+    spec = summary.get("spec") or {}
+    pref, cref = spec.get("profileRef", {}), spec.get("clusterRef", {})
+    cluster = ctx.store.get("WorkloadCluster", cref.get("namespace", ""), cref.get("name", ""))
+    if summary["metadata"].get("deletionTimestamp"):
+        return await withdraw(ctx, summary, cluster)
+    profile = ctx.store.get(pref.get("kind", ""), pref.get("namespace") or "",
+                            pref.get("name", ""))
+    if profile is None:
+        return None
+    status = dict(summary.get("status") or {})
+    if cluster is None or (cluster.get("spec") or {}).get("paused"):
+        why = "not registered" if cluster is None else "paused (spec.paused)"
+        await _phase(ctx, summary, status, "Provisioning", "ClusterUnavailable",
+                     f"cluster {cref.get('namespace')}/{cref.get('name')} is {why}")
+        return None
+    try:
+        pspec = types.ProfileSpec.from_dict(profile.get("spec") or {})
+    except errors.SpecError as exc:
+        await _phase(ctx, summary, status, "Failed", exc.reason, str(exc))
+        return None
+    if pspec.sync_mode == types.SyncMode.ONE_TIME and status.get("phase") == "Provisioned":
+        return None  # OneTime: served once, later profile edits do not reach this cluster
+    waiting = _waiting_profiles(ctx, summary, pspec)
+    if waiting:
+        await _phase(ctx, summary, status, "Provisioning", "WaitingForDependencies",
+                     f"waiting for profile(s) {', '.join(waiting)} to be provisioned first")
+        return ctx.settings.health_poll
+    try:
+        want = await desired.build(ctx, profile, pspec, cluster)
+    except errors.FlotillaError as exc:
+        reason, message, retriable = reporting.describe(exc)
+        await _phase(ctx, summary, status, "Failed", reason, message, event_on=profile)
+        return 10.0 if retriable else None
+    gated = (status.get("hash") == want.hash and status.get("phase") == "Provisioned"
+             and status.get("revision") == spec.get("revision"))
+    if gated and status.get("healthy"):
+        return None
+    try:
+        conn = await ctx.connection(cluster)
+        owner = owner_of(summary, pspec.tier)
+        runner = deploy.Runner(ctx, conn, owner, pspec, summary, want)
+        if gated:
+            result = await runner.health_only()
+        elif pspec.sync_mode == types.SyncMode.DRY_RUN:
+            result = await runner.dry_run()
+        else:
+            result = await runner.run()
+    except errors.FlotillaError as exc:
+        reason, message, retriable = reporting.describe(exc)
+        await _phase(ctx, summary, status, "Failed", reason, message, event_on=profile)
+        return 5.0 if retriable else None
+    return await _record(ctx, summary, profile, status, result, want)
+
+
+def _waiting_profiles(ctx: context.Context, summary: dict[str, Any],
+                      pspec: types.ProfileSpec) -> list[str]:
+    ref = summary["spec"]["profileRef"]
+    cluster = summary["spec"]["clusterRef"]["name"]
+    out = []
+    for dep in pspec.depends_on:
+        other = ctx.store.get("ClusterSummary", summary["metadata"]["namespace"],
+                              plan.summary_name(ref["kind"], dep, cluster))
+        if other is None or (other.get("status") or {}).get("phase") != "Provisioned":
+            out.append(dep)
+    return out
+
+
+async def _record(ctx: context.Context, summary: dict[str, Any], profile: dict[str, Any],
+                  status: dict[str, Any], result: deploy.Result, want: desired.Desired,
+                  ) -> float | None:
+    spec = summary["spec"]
+    gen = summary["metadata"].get("generation")
+    status["services"] = result.services
+    status["inventory"] = [plan.InventoryEntry(key=k, hash=h).to_dict()
+                           for k, h in result.inventory.items()]
+    status["healthy"] = result.healthy
+    status["phase"] = result.phase
+    status["message"] = result.message
+    if result.phase == "Provisioned":
+        status["hash"], status["revision"] = want.hash, spec.get("revision")
+    now = reporting.now()
+    cond = conditions.set_condition(
+        status.get("conditions"), type="Ready",
+        status=result.phase == "Provisioned" and result.healthy,
+        reason=result.reason, message=result.message, observed_generation=gen, now=now)
+    cond = conditions.set_condition(
+        cond, type="Conflict", status=result.phase == "Conflict",
+        reason="Conflict" if result.phase == "Conflict" else "NoConflict",
+        message=result.message if result.phase == "Conflict" else "",
+        observed_generation=gen, now=now)
+    status["conditions"] = cond
+    before = (summary.get("status") or {}).get("phase")
+    if await reporting.patch_status(ctx.mgmt, summary, status) and before != result.phase:
+        kind = "Warning" if result.phase in ("Failed", "Conflict") else "Normal"
+        await ctx.recorder.event(summary, type=kind, reason=result.reason, message=result.message)
+        if kind == "Warning":
+            await ctx.recorder.event(profile, type=kind, reason=result.reason,
+                                     message=f"{spec['clusterRef']['name']}: {result.message}")
+    return result.requeue_after
+
+
+async def _phase(ctx: context.Context, summary: dict[str, Any], status: dict[str, Any],
+                 phase: str, reason: str, message: str,
+                 event_on: dict[str, Any] | None = None) -> None:
+    status = dict(status)
+    status["phase"], status["message"] = phase, message
+    status["conditions"] = conditions.set_condition(
+        status.get("conditions"), type="Ready", status=False, reason=reason, message=message,
+        observed_generation=summary["metadata"].get("generation"), now=reporting.now())
+    try:
+        written = await reporting.patch_status(ctx.mgmt, summary, status)
+    except kube.NotFound:
+        return
+    if written and phase == "Failed":
+        await ctx.recorder.event(summary, type="Warning", reason=reason, message=message)
+        if event_on is not None:
+            await ctx.recorder.event(event_on, type="Warning", reason=reason,
+                                     message=f"{summary['spec']['clusterRef']['name']}: {message}")
+
+
+async def withdraw(ctx: context.Context, summary: dict[str, Any],
+                   cluster: dict[str, Any] | None) -> float | None:
+    """Remove what this profile still owns from the cluster, then release the finalizer."""
+    meta = summary["metadata"]
+    leave = (meta.get("annotations") or {}).get(context.LEAVE_ANNOTATION) == "true"
+    if not leave and cluster is not None:
+        owner = owner_of(summary)
+        inventory = [plan.InventoryEntry.from_dict(r)
+                     for r in (summary.get("status") or {}).get("inventory") or []]
+        try:
+            conn = await ctx.connection(cluster)
+            for entry in reversed(inventory):
+                if entry.key[0] == plan.HELM and len(entry.key) == 3:
+                    _, ns, release = entry.key
+                    if await conn.workload.release_owner(release, ns) == owner.ref:
+                        await conn.releases().uninstall(release=release, namespace=ns)
+                        await conn.workload.drop_release_claim(release, ns, owner)
+                else:
+                    await conn.workload.delete(entry.key, owner)
+        except errors.FlotillaError as exc:
+            reason, message, _ = reporting.describe(exc)
+            await _phase(ctx, summary, dict(summary.get("status") or {}), "Removing", reason,
+                         f"withdrawing: {message}")
+            return 5.0
+    finalizers = [f for f in meta.get("finalizers") or [] if f != context.SUMMARY_FINALIZER]
+    try:
+        await ctx.mgmt.patch(summary["apiVersion"], "ClusterSummary", meta["namespace"],
+                             meta["name"], {"metadata": {"finalizers": finalizers}})
+    except kube.NotFound:
+        pass
+    return None
+
+
+__all__ = ["helm", "owner_of", "reconcile", "withdraw"]

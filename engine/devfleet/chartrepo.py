@@ -1,0 +1,54 @@
+"""A loopback Helm chart repository serving the project's own stand-in charts.
+
+Used by the demo, the tests and the benchmarks, with the controller's chart
+mirror map pointing the catalog's upstream URLs here: the charts carry the
+upstream names and versions, so nothing else changes when offline. Charts
+are packaged and indexed by the real helm binary.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+from engine.devfleet import testbin
+
+CHARTS = Path(__file__).resolve().parents[2] / "tests" / "charts"
+
+
+class ChartRepo:
+    def __init__(self, workdir: Path, charts: Path = CHARTS) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        helm = str(testbin.path() / "helm")
+        for chart in sorted(p for p in charts.iterdir() if (p / "Chart.yaml").exists()):
+            subprocess.run([helm, "package", str(chart), "-d", str(self.dir)], check=True,
+                           capture_output=True)
+        handler = functools.partial(_QuietHandler, directory=str(self.dir))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        subprocess.run([helm, "repo", "index", str(self.dir), "--url", self.url], check=True,
+                       capture_output=True)
+        self.hits: list[str] = []
+        self.server.hits = self.hits  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def mirrors(self, upstreams: list[str]) -> dict[str, str]:
+        """A mirror map sending every upstream chart repository here."""
+        return {u: self.url for u in upstreams}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        self.server.hits.append(self.path)  # type: ignore[attr-defined]

@@ -1,0 +1,472 @@
+"""Frozen dataclasses for every spec shape of docs/api.md.
+
+Used by the pure decision modules (select, catalog, rollout, health, drift)
+and by the controller, which reads raw kopf bodies through `from_dict`. The
+API server validates input against the CRD schemas first, but the
+controller must never crash on what it is given, so each `from_dict`
+applies the documented defaults and raises `errors.SpecError` carrying the
+exact path of the field at fault ("spec.helmCharts[0].chartVersion").
+Values and manifests stay plain dicts; callers must not mutate them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any, Self
+
+from engine import errors
+from engine.model import quantities
+from engine.model._fields import Reader
+
+
+class SelectorOperator(enum.StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+class SyncMode(enum.StrEnum):
+    ONE_TIME = "OneTime"
+    CONTINUOUS = "Continuous"
+    CONTINUOUS_WITH_DRIFT_DETECTION = "ContinuousWithDriftDetection"
+    DRY_RUN = "DryRun"
+
+
+class StopMatchingBehavior(enum.StrEnum):
+    WITHDRAW_POLICIES = "WithdrawPolicies"
+    LEAVE_POLICIES = "LeavePolicies"
+
+
+class HelmChartAction(enum.StrEnum):
+    INSTALL = "Install"
+    UNINSTALL = "Uninstall"
+
+
+class OnFailure(enum.StrEnum):
+    PAUSE = "Pause"
+    ROLLBACK = "Rollback"
+
+
+class Approval(enum.StrEnum):
+    AUTOMATIC = "Automatic"
+    MANUAL = "Manual"
+
+
+class ParameterType(enum.StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+
+
+class ReferenceKind(enum.StrEnum):
+    CONFIG_MAP = "ConfigMap"
+    SECRET = "Secret"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LabelSelectorRequirement:
+    key: str
+    operator: SelectorOperator
+    values: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        operator = r.enum("operator", SelectorOperator)
+        values = r.strings("values")
+        # Same rules as the API server's selector validation: set operators
+        # need values, existence operators must not have any.
+        if operator in (SelectorOperator.IN, SelectorOperator.NOT_IN) and not values:
+            raise errors.SpecError(f"operator {operator} needs values", field=r.at("values"))
+        if operator in (SelectorOperator.EXISTS, SelectorOperator.DOES_NOT_EXIST) and values:
+            raise errors.SpecError(f"operator {operator} takes no values", field=r.at("values"))
+        return cls(key=r.required_text("key"), operator=operator, values=values)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LabelSelector:
+    match_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.match_labels and not self.match_expressions
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        return cls(
+            match_labels=r.string_map("matchLabels"),
+            match_expressions=r.objects("matchExpressions", LabelSelectorRequirement),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClusterRef:
+    name: str
+    namespace: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        return cls(name=r.required_text("name"), namespace=r.text("namespace"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HealthCheck:
+    name: str
+    version: str
+    kind: str
+    evaluate_cel: str
+    group: str = ""
+    namespace: str | None = None
+    object_name: str | None = None
+    label_selector: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        return cls(
+            name=r.required_text("name"),
+            group=r.text("group"),
+            version=r.required_text("version"),
+            kind=r.required_text("kind"),
+            namespace=r.optional_text("namespace"),
+            object_name=r.optional_text("objectName"),
+            label_selector=r.optional_text("labelSelector"),
+            evaluate_cel=r.required_text("evaluateCEL"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CatalogParameter:
+    name: str
+    path: str
+    type: ParameterType = ParameterType.STRING
+    description: str = ""
+    has_default: bool = False
+    default: Any = None
+    enum: tuple[Any, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        choices = r.list("enum")
+        return cls(
+            name=r.required_text("name"),
+            path=r.required_text("path"),
+            type=r.enum("type", ParameterType, default=ParameterType.STRING),
+            description=r.text("description"),
+            # A null default is meaningful ("unset this path"), hence the flag.
+            has_default="default" in data,
+            default=data.get("default"),
+            enum=tuple(choices) if "enum" in data else None,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChartRef:
+    repository_url: str
+    chart_name: str
+    chart_version: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        return cls(
+            repository_url=r.required_text("repositoryURL"),
+            chart_name=r.required_text("chartName"),
+            chart_version=r.required_text("chartVersion"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CatalogVersion:
+    version: str
+    chart: ChartRef
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        return cls(
+            version=r.required_text("version"),
+            chart=r.required_object("chart", ChartRef),
+            values=r.mapping("values"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CatalogServiceSpec:
+    name: str
+    release_name: str
+    release_namespace: str
+    versions: tuple[CatalogVersion, ...]
+    description: str = ""
+    depends_on: tuple[str, ...] = ()
+    health_checks: tuple[HealthCheck, ...] = ()
+    parameters: tuple[CatalogParameter, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec", name: str = "") -> Self:
+        """Read a CatalogService spec; `name` is metadata.name, the releaseName default."""
+        r = Reader(data, field)
+        versions = r.objects("versions", CatalogVersion)
+        if not versions:
+            raise errors.SpecError(
+                "a catalog service needs at least one version", field=r.at("versions")
+            )
+        release_name = r.text("releaseName") or name
+        if not release_name:
+            raise errors.SpecError("required field is missing", field=r.at("releaseName"))
+        return cls(
+            name=name or release_name,
+            release_name=release_name,
+            release_namespace=r.required_text("releaseNamespace"),
+            versions=versions,
+            description=r.text("description"),
+            depends_on=r.strings("dependsOn"),
+            health_checks=r.objects("healthChecks", HealthCheck),
+            parameters=r.objects("parameters", CatalogParameter),
+        )
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> Self:
+        """Read a whole CatalogService object (metadata.name + spec)."""
+        metadata = Reader(obj, "").mapping("metadata")
+        name = Reader(metadata, "metadata").required_text("name")
+        return cls.from_dict(Reader(obj, "").mapping("spec"), field="spec", name=name)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServiceRef:
+    name: str
+    version: str = ""
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        return cls(
+            name=r.required_text("name"),
+            version=r.text("version"),
+            values=r.mapping("values"),
+            parameters=r.mapping("parameters"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ValuesFrom:
+    kind: ReferenceKind
+    name: str
+    namespace: str = ""
+    optional: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        return cls(
+            kind=r.enum("kind", ReferenceKind),
+            name=r.required_text("name"),
+            namespace=r.text("namespace"),
+            optional=r.flag("optional"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PolicyRef(ValuesFrom):
+    pass
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HelmChartSpec:
+    chart_name: str
+    release_name: str
+    release_namespace: str
+    repository_url: str = ""
+    repository_name: str = ""
+    chart_version: str = ""
+    helm_chart_action: HelmChartAction = HelmChartAction.INSTALL
+    # A YAML string (parsed, and templated, later) or an object.
+    values: str | Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    values_from: tuple[ValuesFrom, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        action = r.enum("helmChartAction", HelmChartAction, default=HelmChartAction.INSTALL)
+        raw_values = data.get("values")
+        values: str | Mapping[str, Any] = (
+            raw_values if isinstance(raw_values, str) else r.mapping("values")
+        )
+        return cls(
+            repository_url=r.text("repositoryURL"),
+            repository_name=r.text("repositoryName"),
+            chart_name=r.required_text("chartName"),
+            chart_version=(
+                r.required_text("chartVersion")
+                if action is HelmChartAction.INSTALL
+                else r.text("chartVersion")
+            ),
+            release_name=r.required_text("releaseName"),
+            release_namespace=r.required_text("releaseNamespace"),
+            helm_chart_action=action,
+            values=values,
+            values_from=r.objects("valuesFrom", ValuesFrom),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DriftExclusionTarget:
+    """Which objects an exclusion applies to; empty fields match anything."""
+
+    group: str = ""
+    version: str = ""
+    kind: str = ""
+    namespace: str = ""
+    name: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        return cls(*(r.text(key) for key in ("group", "version", "kind", "namespace", "name")))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DriftExclusion:
+    paths: tuple[str, ...]
+    target: DriftExclusionTarget | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        paths = r.strings("paths")
+        for index, path in enumerate(paths):
+            if not path.startswith("/"):
+                raise errors.SpecError(
+                    f"expected a JSON pointer starting with '/', got {path!r}",
+                    field=r.at(f"paths[{index}]"),
+                )
+        return cls(paths=paths, target=r.optional_object("target", DriftExclusionTarget))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RolloutStage:
+    """A rollout stage; durations are in seconds, None means "use the rollout default"."""
+
+    name: str
+    cluster_selector: LabelSelector | None = None
+    percent: quantities.IntOrPercent | None = None
+    max_update: quantities.IntOrPercent | None = None
+    approval: Approval = Approval.AUTOMATIC
+    min_success_time: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        selector = r.optional_object("clusterSelector", LabelSelector)
+        percent = r.optional_int_or_percent("percent")
+        if selector is not None and percent is not None:
+            raise errors.SpecError(
+                "set clusterSelector or percent, not both", field=r.at("percent")
+            )
+        return cls(
+            name=r.required_text("name"),
+            cluster_selector=selector,
+            percent=percent,
+            max_update=r.optional_int_or_percent("maxUpdate"),
+            approval=r.enum("approval", Approval, default=Approval.AUTOMATIC),
+            min_success_time=r.optional_duration("minSuccessTime"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RolloutSpec:
+    """Staged rollout settings; durations are in seconds."""
+
+    stages: tuple[RolloutStage, ...] = ()
+    min_success_time: float = 0.0
+    progress_deadline: float = 600.0
+    max_failures: quantities.IntOrPercent = 0
+    on_failure: OnFailure = OnFailure.PAUSE
+    paused: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        stages = r.objects("stages", RolloutStage)
+        seen: set[str] = set()
+        for index, stage in enumerate(stages):
+            if stage.name in seen:
+                raise errors.SpecError(
+                    f"duplicate stage name {stage.name!r}", field=r.at(f"stages[{index}].name")
+                )
+            seen.add(stage.name)
+        min_success_time = r.optional_duration("minSuccessTime")
+        progress_deadline = r.optional_duration("progressDeadline")
+        max_failures = r.optional_int_or_percent("maxFailures")
+        return cls(
+            stages=stages,
+            min_success_time=0.0 if min_success_time is None else min_success_time,
+            progress_deadline=600.0 if progress_deadline is None else progress_deadline,
+            max_failures=0 if max_failures is None else max_failures,
+            on_failure=r.enum("onFailure", OnFailure, default=OnFailure.PAUSE),
+            paused=r.flag("paused"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProfileSpec:
+    """The spec shared by ClusterProfile and Profile."""
+
+    cluster_selector: LabelSelector | None = None
+    cluster_refs: tuple[ClusterRef, ...] = ()
+    cluster_selector_cel: str | None = None
+    services: tuple[ServiceRef, ...] = ()
+    helm_charts: tuple[HelmChartSpec, ...] = ()
+    policy_refs: tuple[PolicyRef, ...] = ()
+    sync_mode: SyncMode = SyncMode.CONTINUOUS
+    tier: int = 100
+    continue_on_conflict: bool = False
+    continue_on_error: bool = False
+    depends_on: tuple[str, ...] = ()
+    stop_matching_behavior: StopMatchingBehavior = StopMatchingBehavior.WITHDRAW_POLICIES
+    max_update: quantities.IntOrPercent = "100%"
+    validate_healths: tuple[HealthCheck, ...] = ()
+    drift_exclusions: tuple[DriftExclusion, ...] = ()
+    rollout: RolloutSpec | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        tier = r.integer("tier", default=100)
+        if not 1 <= tier <= 1000:
+            raise errors.SpecError(f"tier must be within 1..1000, got {tier}", field=r.at("tier"))
+        max_update = r.optional_int_or_percent("maxUpdate")
+        return cls(
+            cluster_selector=r.optional_object("clusterSelector", LabelSelector),
+            cluster_refs=r.objects("clusterRefs", ClusterRef),
+            cluster_selector_cel=r.optional_text("clusterSelectorCEL") or None,
+            services=r.objects("services", ServiceRef),
+            helm_charts=r.objects("helmCharts", HelmChartSpec),
+            policy_refs=r.objects("policyRefs", PolicyRef),
+            sync_mode=r.enum("syncMode", SyncMode, default=SyncMode.CONTINUOUS),
+            tier=tier,
+            continue_on_conflict=r.flag("continueOnConflict"),
+            continue_on_error=r.flag("continueOnError"),
+            depends_on=r.strings("dependsOn"),
+            stop_matching_behavior=r.enum(
+                "stopMatchingBehavior",
+                StopMatchingBehavior,
+                default=StopMatchingBehavior.WITHDRAW_POLICIES,
+            ),
+            max_update="100%" if max_update is None else max_update,
+            validate_healths=r.objects("validateHealths", HealthCheck),
+            drift_exclusions=r.objects("driftExclusions", DriftExclusion),
+            rollout=r.optional_object("rollout", RolloutSpec),
+        )

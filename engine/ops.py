@@ -1,0 +1,98 @@
+"""Management-cluster operations behind `flotilla install`, `register` and `plan`.
+
+Used by the CLI, the demo and the tests. Each operation is idempotent:
+server-side apply with our field manager, so running it twice changes
+nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine import errors
+from engine.adapters import kube, kubeconfig
+
+API_VERSION = "flotilla.dev/v1alpha1"
+
+
+def _docs(folder: Path) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for path in sorted(folder.glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    return docs
+
+
+async def _install(kc: str, crds: Path, catalog: Path) -> list[str]:
+    client = kube.Client(kubeconfig.load(kc), name="management")
+    out = []
+    try:
+        for crd in _docs(crds):
+            await client.apply(crd)
+            out.append(f"customresourcedefinition/{crd['metadata']['name']} applied")
+        deadline = time.monotonic() + 60
+        for crd in _docs(crds):
+            while True:
+                live = await client.get("apiextensions.k8s.io/v1", "CustomResourceDefinition",
+                                        None, crd["metadata"]["name"])
+                conds = {c["type"]: c["status"] for c in (live or {}).get("status", {}).get(
+                    "conditions", [])}
+                if conds.get("Established") == "True":
+                    break
+                if time.monotonic() > deadline:
+                    raise errors.RetriableError(f"CRD {crd['metadata']['name']} not established")
+                await asyncio.sleep(0.2)
+        await client.apply({"apiVersion": "v1", "kind": "Namespace",
+                            "metadata": {"name": "flotilla-system"}})
+        for entry in _docs(catalog):
+            await client.apply(entry)
+            out.append(f"catalogservice/{entry['metadata']['name']} applied")
+    finally:
+        await client.close()
+    return out
+
+
+def install(kc: str, *, crds: Path, catalog: Path) -> list[str]:
+    return asyncio.run(_install(kc, crds, catalog))
+
+
+async def _register(kc: str, namespace: str, name: str, cluster_kc: str,
+                    labels: Mapping[str, str]) -> str:
+    text = Path(cluster_kc).read_text()
+    kubeconfig.parse(text)  # refuse an unusable kubeconfig before storing it
+    client = kube.Client(kubeconfig.load(kc), name="management")
+    try:
+        await client.apply({"apiVersion": "v1", "kind": "Namespace",
+                            "metadata": {"name": namespace}})
+        secret = f"{name}-kubeconfig"
+        await client.apply({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": secret, "namespace": namespace,
+                         "labels": {"flotilla.dev/cluster-name": name}},
+            "data": {"kubeconfig": base64.b64encode(text.encode()).decode()}})
+        await client.apply({
+            "apiVersion": API_VERSION, "kind": "WorkloadCluster",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "spec": {"kubeconfigSecretRef": {"name": secret, "key": "kubeconfig"}}},
+            field_manager="flotilla-register")
+    finally:
+        await client.close()
+    return f"workloadcluster/{name} registered in namespace {namespace}"
+
+
+def register(kc: str, *, namespace: str, name: str, cluster_kubeconfig: str,
+             labels: Mapping[str, str]) -> str:
+    return asyncio.run(_register(kc, namespace, name, cluster_kubeconfig, labels))
+
+
+def plan_command(kc: str, profile: str) -> int:
+    from engine.controller import preview
+
+    print(asyncio.run(preview.render(kc, profile)))
+    return 0
