@@ -24,8 +24,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleetkit import ChartRepo, Helm, Kubectl  # noqa: E402
+from fleetkit import FLEET_NS, ROOT, ChartRepo, Engine, Helm, Kubectl, eventually  # noqa: E402
 
+from engine import ops  # noqa: E402
 from engine.devfleet import fleet as devfleet  # noqa: E402
 
 WORKLOAD_CLUSTERS = 6
@@ -106,3 +107,23 @@ def namespace(mgmt: Kubectl) -> Iterator[str]:
 
 def helm_for(kubeconfig: str, home: Path) -> Helm:
     return Helm(kubeconfig, home)
+
+
+@pytest.fixture(scope="session")
+def engine(fleet: devfleet.Fleet, chart_repo: ChartRepo, mgmt: Kubectl,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """CRDs and catalog installed, every workload cluster registered, the controller running."""
+    ops.install(fleet.management.kubeconfig, crds=ROOT / "crds", catalog=ROOT / "catalog")
+    for cluster in fleet.clusters:
+        ops.register(fleet.management.kubeconfig, namespace=FLEET_NS, name=cluster.name,
+                     cluster_kubeconfig=cluster.kubeconfig, labels={})
+    running = Engine(fleet, chart_repo, mgmt, tmp_path_factory.mktemp("controller"))
+    running.start()
+    try:
+        for cluster in fleet.clusters:
+            eventually(lambda c=cluster: (mgmt.get("workloadcluster", c.name, "-n", FLEET_NS)
+                                          or {}).get("status", {}).get("ready"),
+                       timeout=60, what=f"{cluster.name} connected")
+        yield running
+    finally:
+        running.stop()

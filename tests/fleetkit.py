@@ -7,6 +7,8 @@ Used by tests/conftest.py and bench/. Everything runs the real binaries from
 from __future__ import annotations
 
 import json
+import signal
+import sys
 import os
 import subprocess
 import time
@@ -19,6 +21,16 @@ from engine.devfleet.chartrepo import ChartRepo  # noqa: F401 - re-exported for 
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
+FLEET_NS = "fleet"
+# Every upstream repository of the catalog, served by the loopback repo in tests.
+UPSTREAMS = (
+    "https://charts.jetstack.io",
+    "https://helm.ngc.nvidia.com/nvidia",
+    "https://istio-release.storage.googleapis.com/charts",
+    "https://nvidia.github.io/dcgm-exporter/helm-charts",
+    "https://prometheus-community.github.io/helm-charts",
+    "oci://ghcr.io/kserve/charts",
+)
 
 
 def bins() -> Path:
@@ -98,3 +110,52 @@ def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
         if cond.get("type") == ctype:
             return cond  # type: ignore[no-any-return]
     return None
+
+
+class Engine:
+    """The controller as a real `flotilla controller` process against the fleet."""
+
+    def __init__(self, fleet: Any, repo: ChartRepo, mgmt: Kubectl, workdir: Path) -> None:
+        self.fleet, self.repo, self.mgmt, self.workdir = fleet, repo, mgmt, workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "engine.cli", "controller", "--kubeconfig",
+                self.fleet.management.kubeconfig]
+        for upstream in UPSTREAMS:
+            argv += ["--chart-mirror", f"{upstream}={self.repo.url}"]
+        self.starts += 1
+        log = open(self.workdir / f"controller-{self.starts}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cluster(self, name: str) -> Kubectl:
+        return Kubectl(next(c.kubeconfig for c in self.fleet.clusters if c.name == name))
+
+    def kubeconfig(self, name: str) -> str:
+        return str(next(c.kubeconfig for c in self.fleet.clusters if c.name == name))
+
+    def profile(self, name: str) -> dict[str, Any]:
+        return self.mgmt.get("clusterprofile", name) or {}
+
+    def wait_ready(self, name: str, count: int, timeout: float = 60) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            body = self.profile(name)
+            st = body.get("status") or {}
+            done = st.get("ready") == count and st.get("matched") == count
+            return body if done else None
+        return eventually(probe, timeout=timeout, what=f"profile {name} ready on {count}")

@@ -66,7 +66,11 @@ spec:
             {{- toYaml .root.Values.standin.resources | nindent 12 }}
 {{- end }}
 
-{{/* A minimal CustomResourceDefinition: "group", "kind", "plural", "scope" (Namespaced|Cluster), "version". */}}
+{{/*
+A minimal CustomResourceDefinition (schema: anything goes). Arguments: group,
+version, kind, plural; optional: scope (Namespaced, the default, or Cluster),
+annotations (map).
+*/}}
 {{- define "standin.crd" -}}
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
