@@ -127,7 +127,8 @@ class Client:
                 return payload
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise Unreachable(
-                reason="Unreachable", message=f"{self.name}: {type(exc).__name__}: {exc}"
+                reason="Unreachable",
+                message=f"cannot reach {self.config.server} ({self.name}): {exc or type(exc).__name__}"
             ) from exc
 
     # -- discovery -------------------------------------------------------------------------
