@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from engine import ops
 from engine.devfleet import fleet, testbin
@@ -52,7 +53,7 @@ class _Kubectl:
         print(out.stdout.rstrip() or out.stderr.rstrip(), flush=True)
         return out.stdout
 
-    def json(self, *args: str) -> dict[str, object]:
+    def json(self, *args: str) -> Any:
         out = subprocess.run([self.bin, "--kubeconfig", self.kubeconfig, *args, "-o", "json"],
                              capture_output=True, text=True)
         return json.loads(out.stdout) if out.returncode == 0 else {}
@@ -100,8 +101,8 @@ def run(workdir: Path, *, keep: bool = False) -> int:
         log = open(workdir / "logs" / "controller.log", "wb")  # noqa: SIM115 - lives with proc
         controller = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         _wait("clusters connected", lambda: all(
-            (i.get("status") or {}).get("ready")  # type: ignore[union-attr]
-            for i in mgmt.json("get", "workloadclusters", "-n", "fleet").get("items", [])  # type: ignore[union-attr]
+            (i.get("status") or {}).get("ready")
+            for i in mgmt.json("get", "workloadclusters", "-n", "fleet").get("items", [])
         ) and bool(mgmt.json("get", "workloadclusters", "-n", "fleet").get("items")))
         mgmt.show("get", "workloadclusters", "-n", "fleet", "--show-labels")
         mgmt.show("get", "catalogservices")
@@ -113,7 +114,7 @@ def run(workdir: Path, *, keep: bool = False) -> int:
         _say("A cluster owner labels cluster-1 gpu=nvidia — the services arrive")
         mgmt.show("label", "workloadcluster", "-n", "fleet", "cluster-1", "gpu=nvidia")
         _wait("gpu-inference ready on cluster-1", lambda: (mgmt.json(
-            "get", "clusterprofile", "gpu-inference").get("status") or {}).get(  # type: ignore[union-attr]
+            "get", "clusterprofile", "gpu-inference").get("status") or {}).get(
             "ready") == 1, timeout=180)
         mgmt.show("get", "clusterprofiles")
         mgmt.show("get", "clustersummaries", "-A")

@@ -24,10 +24,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleetkit import FLEET_NS, ROOT, ChartRepo, Engine, Helm, Kubectl, eventually  # noqa: E402
+from fleetkit import FLEET_NS, ROOT, ChartRepo, Engine, Helm, Kubectl, eventually
 
-from engine import ops  # noqa: E402
-from engine.devfleet import fleet as devfleet  # noqa: E402
+from engine import ops
+from engine.devfleet import fleet as devfleet
 
 WORKLOAD_CLUSTERS = 6
 FULL_CLUSTERS = 2

@@ -7,17 +7,17 @@ Used by tests/conftest.py and bench/. Everything runs the real binaries from
 from __future__ import annotations
 
 import json
-import signal
-import sys
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.devfleet import testbin
-from engine.devfleet.chartrepo import ChartRepo  # noqa: F401 - re-exported for tests
+from engine.devfleet.chartrepo import ChartRepo
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ HTTP failures into the engine's typed errors in one place (`_raise_for`).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -125,10 +125,11 @@ class Client:
                 if resp.status >= 400:
                     _raise_for(resp.status, payload, f"{method} {path} on {self.name}")
                 return payload
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise Unreachable(
                 reason="Unreachable",
-                message=f"cannot reach {self.config.server} ({self.name}): {exc or type(exc).__name__}"
+                message=f"cannot reach {self.config.server} ({self.name}): "
+                        f"{exc or type(exc).__name__}"
             ) from exc
 
     # -- discovery -------------------------------------------------------------------------
@@ -149,10 +150,8 @@ class Client:
     async def resource(self, api_version: str, kind: str) -> Resource:
         key = (api_version, kind)
         if key not in self._resources:
-            try:
+            with contextlib.suppress(NotFound):
                 await self._discover(api_version)
-            except NotFound:
-                pass
         if key not in self._resources:
             raise NotFound(status=404, reason="UnknownKind", retriable=True,
                            message=f"{self.name} does not serve {kind} in {api_version}")
@@ -160,7 +159,9 @@ class Client:
 
     # -- objects ---------------------------------------------------------------------------
 
-    async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Obj | None:
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> Obj | None:
         res = await self.resource(api_version, kind)
         try:
             obj: Obj = await self.request("GET", res.path(namespace, name))
@@ -261,7 +262,7 @@ class Client:
                         _raise_for(int(status.get("code", 500)), status,
                                    f"WATCH {res.plural} on {self.name}")
                     yield event["type"], event["object"]
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise Unreachable(
                 reason="Unreachable", message=f"{self.name}: watch {res.plural}: {exc}"
             ) from exc

@@ -118,7 +118,9 @@ def load(path: str | Path) -> KubeConfig:
 
 def render(*, name: str, server: str, ca: bytes, cert: bytes, key: bytes) -> str:
     """A self-contained kubeconfig (all data inline), as the dev fleet writes them."""
-    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731 - local shorthand
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
     doc = {
         "apiVersion": "v1",
         "kind": "Config",

@@ -64,7 +64,7 @@ def marked(obj: Mapping[str, Any], owner: Owner, obj_hash: str) -> dict[str, Any
 def owner_of(obj: Mapping[str, Any] | None) -> tuple[str | None, int | None]:
     annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
     tier = annotations.get(TIER)
-    return annotations.get(OWNER), int(tier) if str(tier or "").isdigit() else None
+    return annotations.get(OWNER), int(str(tier)) if str(tier or "").isdigit() else None
 
 
 def _api_version(key: plan.Key) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import errors
-from engine.adapters import connections, helm, kube
+from engine.adapters import connections as conns
+from engine.adapters import helm, kube
 from engine.controller import queue, reporting, store
 
 log = logging.getLogger("flotilla.controller")
@@ -39,7 +40,7 @@ class Settings:
 class Context:
     mgmt: kube.Client
     store: store.Store
-    connections: connections.Connections
+    connections: conns.Connections
     charts: helm.ChartCache
     recorder: reporting.Recorder
     settings: Settings = field(default_factory=Settings)
@@ -67,7 +68,7 @@ class Context:
                                    reason="KubeconfigSecretNotFound")
         return base64.b64decode(data).decode()
 
-    async def connection(self, cluster: dict[str, Any]) -> connections.Connection:
+    async def connection(self, cluster: dict[str, Any]) -> conns.Connection:
         meta = cluster["metadata"]
         text = await self.kubeconfig_for(cluster)
         return await self.connections.get(meta["namespace"], meta["name"], text)

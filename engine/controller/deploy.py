@@ -220,5 +220,5 @@ def _describe(item: plan.DesiredItem) -> tuple[str, str, str]:
         rel = item.body
         assert isinstance(rel, ReleasePlan)
         return rel.release_name, "HelmRelease", rel.chart_version
-    group, version, kind, ns, name = item.key
+    _group, _version, kind, ns, name = item.key
     return f"{kind}/{ns + '/' if ns else ''}{name}", "Manifests", ""

@@ -11,6 +11,7 @@ they are: a bad profile never deletes what a good one deployed.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from engine import catalog, errors, plan, render, select
@@ -24,7 +25,8 @@ PROFILE_LABEL_NS = "flotilla.dev/profile-namespace"
 CLUSTER_LABEL = "flotilla.dev/cluster-name"
 
 
-def summaries_of(ctx: context.Context, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
+def summaries_of(ctx: context.Context, kind: str, namespace: str,
+                 name: str) -> list[dict[str, Any]]:
     out = []
     for summary in ctx.store.all("ClusterSummary"):
         ref = summary.get("spec", {}).get("profileRef", {})
@@ -60,8 +62,8 @@ def _selections(ctx: context.Context, kind: str, namespace: str, name: str,
             try:
                 parsed = types.ProfileSpec.from_dict(other_spec)
                 meta = other["metadata"]
-                found = select.select_clusters(
-                    parsed, clusters, namespace=meta.get("namespace") if kind == "Profile" else None)
+                scope = meta.get("namespace") if kind == "Profile" else None
+                found = select.select_clusters(parsed, clusters, namespace=scope)
             except errors.FlotillaError:
                 continue
             for s in found:
@@ -164,11 +166,9 @@ async def _finalize(ctx: context.Context, body: dict[str, Any],
         return 1.0  # come back when the summaries have withdrawn and gone
     meta = body["metadata"]
     finalizers = [f for f in meta.get("finalizers") or [] if f != context.PROFILE_FINALIZER]
-    try:
+    with contextlib.suppress(kube.NotFound):
         await ctx.mgmt.patch(body["apiVersion"], body["kind"], meta.get("namespace") or None,
                              meta["name"], {"metadata": {"finalizers": finalizers}})
-    except kube.NotFound:
-        pass
     return None
 
 

@@ -10,6 +10,7 @@ reconcile function returns seconds until it wants to run again, or None.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -56,10 +57,8 @@ class WorkQueue:
                 self.add(key)
             timeout = self._delayed[0][0] - now if self._delayed else None
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
 
     async def _worker(self) -> None:
         while True:

@@ -11,9 +11,10 @@ what this profile still owns, then drops the finalizer.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from engine import errors, health, plan
+from engine import errors, plan
 from engine.adapters import helm, kube, workload
 from engine.controller import context, deploy, desired, reporting
 from engine.model import conditions, types
@@ -174,11 +175,9 @@ async def withdraw(ctx: context.Context, summary: dict[str, Any],
                          f"withdrawing: {message}")
             return 5.0
     finalizers = [f for f in meta.get("finalizers") or [] if f != context.SUMMARY_FINALIZER]
-    try:
+    with contextlib.suppress(kube.NotFound):
         await ctx.mgmt.patch(summary["apiVersion"], "ClusterSummary", meta["namespace"],
                              meta["name"], {"metadata": {"finalizers": finalizers}})
-    except kube.NotFound:
-        pass
     return None
 
 

@@ -24,6 +24,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.adapters import kubeconfig
 from engine.devfleet import certs, procs, testbin
@@ -167,7 +168,7 @@ def up(fleet_dir: str | Path, options: Options = Options(), *, bins: Path | None
     ])
     try:
         _wait_http(f"{etcd_url}/health", None, "etcd", root / "logs/etcd.log", deadline, etcd_pid)
-        specs = [("management", True if options.full_management else False, "management")]
+        specs = [("management", bool(options.full_management), "management")]
         specs += [(f"cluster-{i + 1}", i < options.full, "workload")
                   for i in range(options.clusters)]
         clusters: list[Cluster] = []
@@ -254,10 +255,10 @@ def _wait_nodes(fleet: Fleet, options: Options, deadline: float) -> None:
             time.sleep(0.2)
 
 
-def _get_json(url: str, ctx: ssl.SSLContext) -> dict[str, object]:
+def _get_json(url: str, ctx: ssl.SSLContext) -> dict[str, Any]:
     try:
         with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
-            doc: dict[str, object] = json.loads(resp.read())
+            doc: dict[str, Any] = json.loads(resp.read())
             return doc
     except (urllib.error.URLError, OSError, ValueError):
         return {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from fleetkit import FLEET_NS, Engine, Kubectl, condition, eventually
@@ -111,7 +112,7 @@ spec: {{kubeconfigSecretRef: {{name: does-not-exist}}}}
                                            tmp_path: Any) -> None:
         name = f"down-{_uid()}"
         dead = tmp_path / "dead.kubeconfig"
-        text = open(engine.kubeconfig("cluster-6")).read()
+        text = Path(engine.kubeconfig("cluster-6")).read_text()
         server = next(line.split()[-1] for line in text.splitlines() if "server:" in line)
         dead.write_text(text.replace(server, f"https://127.0.0.1:{procs.free_port()}"))
         ops.register(engine.fleet.management.kubeconfig, namespace=FLEET_NS, name=name,
