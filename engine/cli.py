@@ -78,6 +78,20 @@ def _controller(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from engine import ops
+
+    return ops.plan_command(args.kubeconfig, args.profile)
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from engine import rollouts_cli
+
+    print(rollouts_cli.run(args.kubeconfig, args.action, args.profile,
+                           to_revision=args.to_revision, stage=args.stage))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from engine import demo
 
@@ -138,18 +152,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="leave the fleet running afterwards")
     demo.set_defaults(func=_demo)
 
-    # plan and rollout commands join here as their features land
-    return parser
-
-
-def _add_late_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """plan and rollout: the commands of the drift and rollout features."""
-    from engine import ops
-
     plan = sub.add_parser("plan", help="per-cluster diff a profile would make now")
     plan.add_argument("--kubeconfig", required=True)
     plan.add_argument("profile", help="NAME (ClusterProfile) or NAMESPACE/NAME (Profile)")
-    plan.set_defaults(func=lambda a: ops.plan_command(a.kubeconfig, a.profile))
+    plan.set_defaults(func=_plan)
+
+    ro = sub.add_parser("rollout", help="staged rollout control")
+    ro.add_argument("action", choices=("status", "history", "pause", "resume", "approve", "undo"))
+    ro.add_argument("profile", help="NAME (ClusterProfile) or NAMESPACE/NAME (Profile)")
+    ro.add_argument("--kubeconfig", required=True)
+    ro.add_argument("--to-revision", type=int, default=None)
+    ro.add_argument("--stage", default=None, help="approve: the stage (default: the waiting one)")
+    ro.set_defaults(func=_rollout)
+    return parser
 
 
 def _project_file(name: str) -> Path:

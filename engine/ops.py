@@ -94,5 +94,5 @@ def register(kc: str, *, namespace: str, name: str, cluster_kubeconfig: str,
 def plan_command(kc: str, profile: str) -> int:
     from engine.controller import preview
 
-    print(asyncio.run(preview.render(kc, profile)))
+    print(asyncio.run(preview.render_plan(kc, profile)))
     return 0

@@ -149,6 +149,33 @@ class Releases:
             raise _translate(exc, f"release {namespace}/{release}") from exc
         return int(rev.revision)
 
+    async def values(self, *, release: str, namespace: str) -> dict[str, Any]:
+        """The user-supplied values of the current revision."""
+        try:
+            rev = await self.client.get_current_revision(release, namespace=namespace)
+            return dict(await rev.values())
+        except pyhelm3.errors.Error as exc:
+            raise _translate(exc, f"release {namespace}/{release}") from exc
+
+    async def chart(self, *, release: str, namespace: str) -> str:
+        """"<chart>-<version>" of the current revision."""
+        try:
+            rev = await self.client.get_current_revision(release, namespace=namespace)
+            meta = await rev.chart_metadata()
+        except pyhelm3.errors.Error as exc:
+            raise _translate(exc, f"release {namespace}/{release}") from exc
+        return f"{meta.name}-{meta.version}"
+
+    async def manifest(self, *, release: str, namespace: str) -> list[dict[str, Any]]:
+        """The objects of the release's current revision, as rendered by Helm."""
+        try:
+            rev = await self.client.get_current_revision(release, namespace=namespace)
+            return [dict(r) for r in await rev.resources() if isinstance(r, dict)]
+        except pyhelm3.errors.ReleaseNotFoundError:
+            return []
+        except pyhelm3.errors.Error as exc:
+            raise _translate(exc, f"release {namespace}/{release}") from exc
+
     async def uninstall(self, *, release: str, namespace: str) -> None:
         try:
             await self.client.uninstall_release(release, namespace=namespace, wait=False)

@@ -23,6 +23,7 @@ from engine.adapters.kubeconfig import KubeConfig
 
 FIELD_MANAGER = "flotilla"
 Obj = dict[str, Any]
+ObjList = list[Obj]  # `list` is shadowed by Client.list inside the class
 
 
 class ApiError(errors.RetriableError):
@@ -173,14 +174,23 @@ class Client:
         self, api_version: str, kind: str, *, namespace: str | None = None,
         label_selector: str | None = None,
     ) -> list[Obj]:
+        items, _ = await self.list_versioned(api_version, kind, namespace=namespace,
+                                             label_selector=label_selector)
+        return items
+
+    async def list_versioned(
+        self, api_version: str, kind: str, *, namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> tuple[ObjList, str]:
+        """The items and the list's resourceVersion, to start a watch from."""
         res = await self.resource(api_version, kind)
         params = {"labelSelector": label_selector} if label_selector else None
         doc = await self.request("GET", res.path(namespace), params=params)
-        items: list[Obj] = doc.get("items", [])
+        items: ObjList = doc.get("items", [])
         for item in items:  # list items lack apiVersion/kind; callers want whole objects
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
-        return items
+        return items, str(doc.get("metadata", {}).get("resourceVersion", ""))
 
     async def apply(
         self, obj: Mapping[str, Any], *, field_manager: str = FIELD_MANAGER, force: bool = True,
@@ -210,10 +220,11 @@ class Client:
         result: Obj = await self.request("PATCH", path, body=patch, content_type=ctype)
         return result
 
-    async def create(self, obj: Mapping[str, Any]) -> Obj:
+    async def create(self, obj: Mapping[str, Any], *, field_manager: str | None = None) -> Obj:
         res = await self.resource(obj["apiVersion"], obj["kind"])
+        params = {"fieldManager": field_manager} if field_manager else None
         result: Obj = await self.request(
-            "POST", res.path(obj["metadata"].get("namespace")), body=obj)
+            "POST", res.path(obj["metadata"].get("namespace")), body=obj, params=params)
         return result
 
     async def delete(

@@ -10,11 +10,11 @@ this module only reads the marks and writes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine import errors, plan
+from engine import drift, errors, plan
 from engine.adapters import kube
 
 MANAGED_BY = "flotilla.dev/managed-by"
@@ -25,6 +25,7 @@ OWNER = "flotilla.dev/owner"
 TIER = "flotilla.dev/tier"
 HASH = "flotilla.dev/hash"
 RELEASE_RECORD_PREFIX = "flotilla-owner."
+_CLAIM_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ class Workload:
     def __init__(self, client: kube.Client) -> None:
         self.client = client
 
-    async def claim(self, current: Mapping[str, Any] | None, owner: Owner, what: str) -> None:
+    async def claim(self, current: Mapping[str, Any] | None, owner: Owner, what: str,
+                    taken: list[str] | None = None) -> None:
+        """Raise ConflictError unless `owner` may have it; note a takeover in `taken`."""
         holder, tier = owner_of(current)
         decision = plan.decide_ownership(current_owner=holder, current_tier=tier,
                                          me=owner.ref, my_tier=owner.tier)
@@ -86,17 +89,57 @@ class Workload:
             raise errors.ConflictError(
                 f"{what} is owned by {holder} (tier {tier if tier is not None else 100}); "
                 f"tier {owner.tier} does not win", winner=str(holder), delay=30)
+        if decision is plan.Ownership.TAKE_OVER and taken is not None and holder:
+            taken.append(holder)
 
     async def apply(self, obj: Mapping[str, Any], owner: Owner, obj_hash: str, *,
-                    dry_run: bool = False) -> dict[str, Any]:
+                    dry_run: bool = False, exclusions: Sequence[str] = (),
+                    taken: list[str] | None = None) -> dict[str, Any]:
         meta = obj["metadata"]
-        current = await self.client.get(obj["apiVersion"], obj["kind"], meta.get("namespace"),
-                                        meta["name"])
-        await self.claim(current, owner, f"{obj['kind']} {meta.get('namespace', '')}/"
-                                         f"{meta['name']}".replace(" /", " "))
-        if meta.get("namespace"):
+        if meta.get("namespace") and not dry_run:
             await self.ensure_namespace(meta["namespace"])
-        return await self.client.apply(marked(obj, owner, obj_hash), dry_run=dry_run)
+        what = f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']}".replace(" /", " ")
+        for _ in range(_CLAIM_ATTEMPTS):
+            current = await self.client.get(obj["apiVersion"], obj["kind"],
+                                            meta.get("namespace"), meta["name"])
+            await self.claim(current, owner, what, taken)
+            body = marked(obj, owner, obj_hash)
+            if current is None:
+                try:
+                    return await self._create(body, dry_run)
+                except kube.ApiError as exc:
+                    if exc.status != 409:
+                        raise
+                    continue  # someone created it meanwhile: judge its owner again
+            if exclusions:
+                # Excluded paths are set on creation only; whoever changes them keeps them.
+                body = drift.strip_excluded(body, list(exclusions))
+            # The resourceVersion makes the apply conditional: if another profile claimed
+            # the object between our read and our write, the API server refuses (409).
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            try:
+                return await self.client.apply(body, dry_run=dry_run)
+            except kube.ApiError as exc:
+                if exc.status != 409:
+                    raise
+        raise errors.RetriableError(f"{what} keeps changing under us", reason="Contended",
+                                    delay=2)
+
+    async def _create(self, body: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+        body["metadata"].pop("resourceVersion", None)
+        if dry_run:
+            return await self.client.apply(body, dry_run=True)
+        # POST, not apply: two profiles creating the same object must not both succeed.
+        created = await self.client.create(body, field_manager=kube.FIELD_MANAGER)
+        # The same fields again as an apply, so later applies may also remove them; still
+        # conditional on nobody having touched the object since we created it.
+        body["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+        try:
+            return await self.client.apply(body)
+        except kube.ApiError as exc:
+            if exc.status != 409:
+                raise
+            return created
 
     async def delete(self, key: plan.Key, owner: Owner) -> bool:
         """Delete an object only while it is still ours; False when gone or not ours."""
@@ -117,18 +160,19 @@ class Workload:
                 if exc.status != 409:
                     raise
 
-    async def claim_release(self, release: str, namespace: str, owner: Owner) -> None:
+    async def claim_release(self, release: str, namespace: str, owner: Owner,
+                            taken: list[str] | None = None) -> None:
         """Take (or confirm) ownership of a release before helm touches it."""
         await self.ensure_namespace(namespace)
         record = await self.client.get("v1", "ConfigMap", namespace,
                                        RELEASE_RECORD_PREFIX + release)
-        await self.claim(record, owner, f"Helm release {namespace}/{release}")
+        await self.claim(record, owner, f"Helm release {namespace}/{release}", taken)
         if owner_of(record) == (owner.ref, owner.tier):
             return  # hash-gated: an unchanged claim is not rewritten
         body = {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": RELEASE_RECORD_PREFIX + release, "namespace": namespace},
                 "data": {"release": release, "owner": owner.ref}}
-        await self.client.apply(marked(body, owner, "release-claim"))
+        await self.apply(body, owner, "release-claim", taken=taken)
 
     async def release_owner(self, release: str, namespace: str) -> str | None:
         record = await self.client.get("v1", "ConfigMap", namespace,
@@ -138,6 +182,17 @@ class Workload:
     async def drop_release_claim(self, release: str, namespace: str, owner: Owner) -> None:
         if await self.release_owner(release, namespace) == owner.ref:
             await self.client.delete("v1", "ConfigMap", namespace, RELEASE_RECORD_PREFIX + release)
+
+    async def still_ours(self, key: plan.Key, owner: Owner) -> None:
+        """Raise ConflictError when another profile has taken this item over since."""
+        if key[0] == plan.HELM and len(key) == 3:
+            record = await self.client.get("v1", "ConfigMap", key[1],
+                                           RELEASE_RECORD_PREFIX + key[2])
+            what = f"Helm release {key[1]}/{key[2]}"
+        else:
+            record = await self.client.get(_api_version(key), key[2], key[3] or None, key[4])
+            what = f"{key[2]} {key[3] + '/' if key[3] else ''}{key[4]}"
+        await self.claim(record, owner, what)
 
     async def objects_for(self, *, api_version: str, kind: str, namespace: str | None,
                           name: str | None, label_selector: str | None) -> list[dict[str, Any]]:

@@ -12,12 +12,15 @@ import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import errors
 from engine.adapters import connections as conns
 from engine.adapters import helm, kube
 from engine.controller import queue, reporting, store
+
+if TYPE_CHECKING:
+    from engine.controller.driftctl import DriftEngine
 
 log = logging.getLogger("flotilla.controller")
 GROUP = "flotilla.dev"
@@ -46,6 +49,9 @@ class Context:
     settings: Settings = field(default_factory=Settings)
     queue: queue.WorkQueue | None = None
     static_mirrors: dict[str, str] = field(default_factory=dict)
+    drift: DriftEngine | None = None
+    # Summaries whose next reconcile must re-check ownership instead of trusting the hash gate.
+    verify: set[tuple[str, str]] = field(default_factory=set)
 
     def enqueue(self, key: Hashable, *, after: float = 0.0) -> None:
         if self.queue is not None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import errors, health, plan
+from engine import drift, errors, health, plan
 from engine.adapters import connections, helm, kube, workload
 from engine.catalog import ReleasePlan
-from engine.controller import context, desired, reporting
+from engine.controller import context, desired, driftctl, reporting
 from engine.model import types
 
 
@@ -37,6 +37,8 @@ class Runner:
         self.summary, self.want = summary, want
         status = summary.get("status") or {}
         self.old_rows = {r.get("name"): r for r in status.get("services") or []}
+        self.taken: list[str] = []  # owners we took something over from (lower tier)
+        self.verify = False  # re-check ownership of unchanged items too
         self.recorded = [plan.InventoryEntry.from_dict(r) for r in status.get("inventory") or []]
 
     def _row(self, item: plan.DesiredItem, state: str, message: str = "", *,
@@ -75,6 +77,8 @@ class Runner:
                 if item.key in changed:
                     await self._apply(item)
                     result.inventory[item.key] = item.hash
+                elif self.verify:
+                    await self.conn.workload.still_ours(item.key, self.owner)
                 ok, why = await self._health(item)
             except errors.ConflictError as exc:
                 result.services.append(self._row(item, "Conflict", str(exc)))
@@ -112,13 +116,40 @@ class Runner:
         result = Result(inventory={e.key: e.hash for e in self.recorded}, phase="DryRun",
                         reason="DryRun")
         for item in actions.apply:
-            verb = "update" if any(e.key == item.key for e in self.recorded) else "create"
-            result.services.append(self._row(item, "Provisioning", f"would {verb}"))
+            result.services.append(self._row(item, "Provisioning", await self._would(item)))
         for entry in actions.delete:
             result.services.append({"name": "/".join(entry.key), "kind": "Manifests",
                                     "status": "Removing", "message": "would delete"})
         result.message = f"{len(actions.apply)} to apply, {len(actions.delete)} to delete"
         return result
+
+    async def _would(self, item: plan.DesiredItem) -> str:
+        """What applying this item would do, with the changed paths of an update."""
+        if item.is_release:
+            rel = item.body
+            assert isinstance(rel, ReleasePlan)
+            current = await self.conn.releases().revision(release=rel.release_name,
+                                                          namespace=rel.namespace)
+            if rel.uninstall:
+                return "would uninstall" if current is not None else "would do nothing"
+            owner = await self.conn.workload.release_owner(rel.release_name, rel.namespace)
+            if owner and owner != self.owner.ref:
+                return f"would conflict with {owner}"
+            return "would install" if current is None else \
+                f"would upgrade to {rel.chart_name} {rel.chart_version}"
+        body = item.body
+        assert not isinstance(body, ReleasePlan)
+        meta = body["metadata"]
+        live = await self.conn.client.get(body["apiVersion"], body["kind"],
+                                          meta.get("namespace"), meta["name"])
+        if live is None:
+            return "would create"
+        holder, tier = workload.owner_of(live)
+        if plan.decide_ownership(current_owner=holder, current_tier=tier, me=self.owner.ref,
+                                 my_tier=self.owner.tier) is plan.Ownership.CONFLICT:
+            return f"would conflict with {holder}"
+        report = drift.diff(workload.marked(body, self.owner, item.hash), live)
+        return f"would update: {', '.join(report.paths)}" if report.drifted else "would do nothing"
 
     async def _apply(self, item: plan.DesiredItem) -> None:
         if item.is_release:
@@ -130,7 +161,8 @@ class Runner:
                     await self.conn.releases().uninstall(release=rel.release_name,
                                                          namespace=rel.namespace)
                 return
-            await self.conn.workload.claim_release(rel.release_name, rel.namespace, self.owner)
+            await self.conn.workload.claim_release(rel.release_name, rel.namespace, self.owner,
+                                                   self.taken)
             self.ctx.charts.set_mirrors(self.ctx.mirrors())
             chart_dir = await self.ctx.charts.ensure(helm.ChartCoordinates(
                 rel.repository_url, rel.chart_name, rel.chart_version))
@@ -139,7 +171,9 @@ class Runner:
                 values=self.want.values[item.key])
         else:
             assert not isinstance(item.body, ReleasePlan)
-            await self.conn.workload.apply(item.body, self.owner, item.hash)
+            await self.conn.workload.apply(
+                item.body, self.owner, item.hash,
+                exclusions=driftctl.exclusions_for(self.pspec, item.body), taken=self.taken)
 
     async def _remove(self, entry: plan.InventoryEntry) -> None:
         if entry.key[0] == plan.HELM and len(entry.key) == 3:

@@ -17,7 +17,16 @@ from typing import Any
 import kopf
 
 from engine.adapters import connections, helm, kube, kubeconfig
-from engine.controller import clusters, context, profiles, queue, reporting, store, summaries
+from engine.controller import (
+    clusters,
+    context,
+    driftctl,
+    profiles,
+    queue,
+    reporting,
+    store,
+    summaries,
+)
 from engine.devfleet import testbin
 
 log = logging.getLogger("flotilla.controller")
@@ -50,6 +59,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         connections=connections.Connections(work / "clusters"),
         charts=helm.ChartCache(work / "charts", testbin.path() / "helm", CONFIG["mirrors"]),
         recorder=reporting.Recorder(mgmt), static_mirrors=dict(CONFIG["mirrors"]))
+    c.drift = driftctl.DriftEngine(c)
     c.queue = queue.WorkQueue(lambda key: dispatch(c, key), workers=16, name="flotilla")
     STATE["ctx"] = c
     STATE["task"] = asyncio.create_task(c.queue.run())
@@ -62,6 +72,8 @@ async def cleanup(**_: Any) -> None:
         task.cancel()
     c = STATE.get("ctx")
     if c is not None:
+        if c.drift is not None:
+            await c.drift.close()
         await c.connections.close()
         await c.mgmt.close()
 
@@ -74,6 +86,8 @@ async def dispatch(c: context.Context, key: Hashable) -> float | None:
         return await summaries.reconcile(c, key[1], key[2])
     if key[0] == "cluster":
         return await clusters.reconcile(c, key[1], key[2])
+    if key[0] == "drift" and c.drift is not None:
+        return await c.drift.check(key[1], key[2])
     return None
 
 
@@ -170,6 +184,12 @@ async def on_summary(type: str | None, body: kopf.Body, **_: Any) -> None:
         cluster = spec.get("clusterRef", {}).get("name")
         _summaries_where(lambda s: s["spec"]["clusterRef"]["name"] == cluster
                          and s["metadata"]["name"] != meta["name"])
+
+
+@kopf.on.event("apps", "v1", "controllerrevisions",
+               labels={"flotilla.dev/profile-name": kopf.PRESENT})
+async def on_revision(type: str | None, body: kopf.Body, **_: Any) -> None:
+    _remember("ControllerRevision", type, body)
 
 
 @kopf.on.event("", "v1", "configmaps")

@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from engine import catalog, errors, plan, render, select
+from engine import catalog, errors, plan, select
 from engine.adapters import kube
-from engine.controller import context, reporting
+from engine.controller import context, reporting, revisions, rollouts
 from engine.model import conditions, types
 
 PROFILE_LABEL_KIND = "flotilla.dev/profile-kind"
@@ -97,15 +97,18 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
         if await reporting.patch_status(ctx.mgmt, body, status):
             await ctx.recorder.event(body, type="Warning", reason=reason, message=message)
         return None
-    spec_hash = render.stable_hash(body.get("spec") or {})
-    old_status = body.get("status") or {}
-    revision = int(old_status.get("revision") or 0)
-    if old_status.get("specHash") != spec_hash:
-        revision += 1
+    in_use = {int((s.get("status") or {}).get("revision") or 0) for s in existing}
+    revision = await revisions.ensure(ctx, body, in_use=in_use)
+    spec_hash = revisions.content_hash(body.get("spec") or {})
     wanted = {plan.summary_name(kind, name, cname): (cns, cname, reason)
               for cns, cname, reason in chosen}
+    outcome = await rollouts.assign(ctx, body, spec, revision, wanted, existing)
     for sname, (cns, cname, reason) in wanted.items():
-        await _ensure_summary(ctx, body, sname, cns, cname, reason, revision, spec_hash)
+        if sname in outcome.assigned:
+            rev, rev_hash = outcome.assigned[sname]
+            await _ensure_summary(ctx, body, sname, cns, cname, reason, rev, rev_hash)
+    for type_, reason, message in outcome.events:
+        await ctx.recorder.event(body, type=type_, reason=reason, message=message)
     leave = spec.stop_matching_behavior == types.StopMatchingBehavior.LEAVE_POLICIES
     for summary in existing:
         smeta = summary["metadata"]
@@ -118,11 +121,12 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
         await ctx.mgmt.delete(summary["apiVersion"], "ClusterSummary", smeta["namespace"],
                               smeta["name"])
         await ctx.recorder.event(body, type="Normal", reason="ClusterUnmatched",
-                                 message=f"{smeta['namespace']}/{smeta['spec']['clusterRef']['name']}"
+                                 message=f"{smeta['namespace']}/{summary['spec']['clusterRef']['name']}"
                                  f" no longer matches: {'leaving' if leave else 'withdrawing'}"
                                  " its services")
-    await _rollup(ctx, body, spec_hash, revision, chosen, summaries_of(ctx, kind, namespace, name))
-    return None
+    await _rollup(ctx, body, spec_hash, revision, chosen, summaries_of(ctx, kind, namespace, name),
+                  outcome)
+    return outcome.requeue_after
 
 
 async def _ensure_summary(ctx: context.Context, profile: dict[str, Any], sname: str, cns: str,
@@ -135,9 +139,13 @@ async def _ensure_summary(ctx: context.Context, profile: dict[str, Any], sname: 
         "reason": reason, "revision": revision, "hash": spec_hash,
     }
     current = ctx.store.get("ClusterSummary", cns, sname)
-    if current is not None and current.get("spec") == spec \
+    old_spec = dict((current or {}).get("spec") or {})
+    if current is not None and {k: v for k, v in old_spec.items() if k != "assignedAt"} == spec \
             and not current["metadata"].get("deletionTimestamp"):
         return  # nothing changed: no management write either
+    # The progress deadline counts from the moment a cluster is told to move.
+    moved = old_spec.get("revision") != revision or not old_spec.get("assignedAt")
+    spec["assignedAt"] = reporting.now() if moved else old_spec["assignedAt"]
     labels = {PROFILE_LABEL_KIND: profile["kind"], PROFILE_LABEL_NAME: pmeta["name"],
               CLUSTER_LABEL: cname}
     if pmeta.get("namespace"):
@@ -173,10 +181,10 @@ async def _finalize(ctx: context.Context, body: dict[str, Any],
 
 
 async def _rollup(ctx: context.Context, body: dict[str, Any], spec_hash: str, revision: int,
-                  chosen: list[tuple[str, str, str]], summaries: list[dict[str, Any]]) -> None:
+                  chosen: list[tuple[str, str, str]], summaries: list[dict[str, Any]],
+                  outcome: rollouts.Outcome) -> None:
     gen = body["metadata"].get("generation")
-    current = [s for s in summaries if s.get("spec", {}).get("hash") == spec_hash
-               and not s["metadata"].get("deletionTimestamp")]
+    current = [s for s in summaries if not s["metadata"].get("deletionTimestamp")]
     sts = [s.get("status") or {} for s in current]
     updated = sum(1 for st in sts if st.get("phase") == "Provisioned"
                   and st.get("revision") == revision)
@@ -186,19 +194,23 @@ async def _rollup(ctx: context.Context, body: dict[str, Any], spec_hash: str, re
     drifted = sum(1 for st in sts if st.get("drift"))
     conflicts = [s for s in current if (s.get("status") or {}).get("phase") == "Conflict"]
     matched = len(chosen)
-    if failed:
+    rollout_phase = rollouts.phase_for(outcome.status)
+    if rollout_phase in ("Paused", "RollingBack", "Failed"):
+        phase = rollout_phase
+    elif failed:
         phase = "Degraded"
     elif matched == 0:
         phase = "Pending"
     elif ready == matched:
         phase = "Ready"
     else:
-        phase = "Provisioning"
+        phase = "Progressing"
     status = dict(body.get("status") or {})
     status.update(
         matchingClusters=[{"namespace": ns, "name": n} for ns, n, _ in chosen],
         matched=matched, updated=updated, ready=ready, failed=failed, drifted=drifted,
-        phase=phase, revision=revision, specHash=spec_hash, observedGeneration=gen)
+        phase=phase, revision=revision, specHash=spec_hash, observedGeneration=gen,
+        rollout=outcome.status)
     now = reporting.now()
     cond = status.get("conditions")
     cond = conditions.set_condition(
@@ -206,7 +218,10 @@ async def _rollup(ctx: context.Context, body: dict[str, Any], spec_hash: str, re
         message=f"{ready}/{matched} clusters ready" + (f", {failed} failed" if failed else ""),
         observed_generation=gen, now=now)
     cond = conditions.set_condition(
-        cond, type="Progressing", status=phase == "Provisioning", reason=phase,
+        cond, type="Paused", status=phase == "Paused", reason=str(outcome.status.get("phase")),
+        message=str(outcome.status.get("message", "")), observed_generation=gen, now=now)
+    cond = conditions.set_condition(
+        cond, type="Progressing", status=phase in ("Progressing", "RollingBack"), reason=phase,
         message=f"{updated}/{matched} clusters at revision {revision}",
         observed_generation=gen, now=now)
     failing = [f"{s['spec']['clusterRef']['name']}: {(s.get('status') or {}).get('message', '')}"

@@ -15,8 +15,8 @@ import contextlib
 from typing import Any
 
 from engine import errors, plan
-from engine.adapters import helm, kube, workload
-from engine.controller import context, deploy, desired, reporting
+from engine.adapters import kube, workload
+from engine.controller import context, deploy, desired, reporting, revisions
 from engine.model import conditions, types
 
 
@@ -45,8 +45,12 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
         await _phase(ctx, summary, status, "Provisioning", "ClusterUnavailable",
                      f"cluster {cref.get('namespace')}/{cref.get('name')} is {why}")
         return None
+    content = revisions.find(ctx, profile, int(spec.get("revision") or 0))
+    if content is None:
+        # Before revisions existed, or a summary from an older controller: the live spec.
+        content = revisions.content_of(profile.get("spec") or {})
     try:
-        pspec = types.ProfileSpec.from_dict(profile.get("spec") or {})
+        pspec = types.ProfileSpec.from_dict(revisions.spec_at(profile, content))
     except errors.SpecError as exc:
         await _phase(ctx, summary, status, "Failed", exc.reason, str(exc))
         return None
@@ -63,25 +67,47 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
         reason, message, retriable = reporting.describe(exc)
         await _phase(ctx, summary, status, "Failed", reason, message, event_on=profile)
         return 10.0 if retriable else None
+    verify = (namespace, name) in ctx.verify
+    ctx.verify.discard((namespace, name))
     gated = (status.get("hash") == want.hash and status.get("phase") == "Provisioned"
-             and status.get("revision") == spec.get("revision"))
-    if gated and status.get("healthy"):
-        return None
+             and status.get("revision") == spec.get("revision") and not verify)
     try:
         conn = await ctx.connection(cluster)
+        if gated and status.get("healthy"):
+            # Nothing to deploy; make sure drift is watched (after a restart, say).
+            if ctx.drift is not None and (namespace, name) not in ctx.drift.tracked:
+                await ctx.drift.track(summary, conn, want, pspec)
+            return None
         owner = owner_of(summary, pspec.tier)
         runner = deploy.Runner(ctx, conn, owner, pspec, summary, want)
+        runner.verify = verify
         if gated:
             result = await runner.health_only()
         elif pspec.sync_mode == types.SyncMode.DRY_RUN:
             result = await runner.dry_run()
         else:
             result = await runner.run()
+        if result.phase == "Provisioned" and ctx.drift is not None:
+            await ctx.drift.track(summary, conn, want, pspec)
+        _notify_losers(ctx, summary, runner.taken)
     except errors.FlotillaError as exc:
         reason, message, retriable = reporting.describe(exc)
         await _phase(ctx, summary, status, "Failed", reason, message, event_on=profile)
         return 5.0 if retriable else None
-    return await _record(ctx, summary, profile, status, result, want)
+    requeue = await _record(ctx, summary, profile, status, result, want)
+    if result.phase == "Provisioned":
+        ctx.enqueue(("drift", namespace, name))  # compare once against what is live now
+    return requeue
+
+
+def _notify_losers(ctx: context.Context, summary: dict[str, Any], taken: list[str]) -> None:
+    """Profiles we took something over from must re-check what they still own here."""
+    cluster = summary["spec"]["clusterRef"]["name"]
+    for ref in set(taken):
+        kind, _, name = ref.split("/", 2)
+        key = (summary["metadata"]["namespace"], plan.summary_name(kind, name, cluster))
+        ctx.verify.add(key)
+        ctx.enqueue(("summary", *key))
 
 
 def _waiting_profiles(ctx: context.Context, summary: dict[str, Any],
@@ -109,7 +135,13 @@ async def _record(ctx: context.Context, summary: dict[str, Any], profile: dict[s
     status["phase"] = result.phase
     status["message"] = result.message
     if result.phase == "Provisioned":
+        if status.get("revision") != spec.get("revision") or not result.healthy:
+            status.pop("healthySince", None)
         status["hash"], status["revision"] = want.hash, spec.get("revision")
+        if result.healthy:
+            status.setdefault("healthySince", reporting.now())
+    else:
+        status.pop("healthySince", None)
     now = reporting.now()
     cond = conditions.set_condition(
         status.get("conditions"), type="Ready",
@@ -154,6 +186,8 @@ async def withdraw(ctx: context.Context, summary: dict[str, Any],
                    cluster: dict[str, Any] | None) -> float | None:
     """Remove what this profile still owns from the cluster, then release the finalizer."""
     meta = summary["metadata"]
+    if ctx.drift is not None:
+        ctx.drift.untrack((meta["namespace"], meta["name"]))
     leave = (meta.get("annotations") or {}).get(context.LEAVE_ANNOTATION) == "true"
     if not leave and cluster is not None:
         owner = owner_of(summary)
@@ -180,5 +214,3 @@ async def withdraw(ctx: context.Context, summary: dict[str, Any],
                              meta["name"], {"metadata": {"finalizers": finalizers}})
     return None
 
-
-__all__ = ["helm", "owner_of", "reconcile", "withdraw"]

@@ -220,6 +220,22 @@ def profile_status() -> Schema:
         "revision": count("Current revision, bumped when the desired state changes.", fmt="int64"),
         "specHash": string("Hash of the spec that made the current revision.",
                            max_length=TEXT_LEN),
+        "rollout": obj("Staged rollout progress.", {
+            "phase": string("Rollout phase.", enum=("Progressing", "Paused", "RollingBack",
+                                                    "Complete", "WaitingApproval", "Failed")),
+            "stage": string("The stage in progress (or the last one)."),
+            "targetRevision": count("The revision being rolled out.", fmt="int64"),
+            "lastGoodRevision": count("The last revision that completed everywhere.",
+                                      fmt="int64"),
+            "message": string("What the rollout waits for, or why it stopped.",
+                              max_length=TEXT_LEN),
+            "failedClusters": array("Clusters that failed at the target revision.", obj(
+                "A failed cluster.", {"cluster": string("namespace/name."),
+                                      "reason": string("Why.", max_length=TEXT_LEN),
+                                      "revision": count("The revision it failed at.",
+                                                        fmt="int64")}),
+                max_items=10000),
+        }),
         "observedGeneration": count("Last metadata.generation acted on.", fmt="int64"),
         "conditions": conditions("Ready, Progressing, Degraded, Drifted, Paused, Conflict"),
     })
@@ -236,6 +252,8 @@ def cluster_summary_spec() -> Schema:
                                                             "DependsOn")),
         "revision": count("Profile revision this cluster should be at.", fmt="int64"),
         "hash": string("Hash of the desired state for this cluster.", max_length=TEXT_LEN),
+        "assignedAt": string("When the profile moved this cluster to spec.revision (RFC 3339); "
+                             "the progress deadline counts from here."),
     }, required=("profileRef", "clusterRef"))
 
 
@@ -264,6 +282,7 @@ def cluster_summary_status() -> Schema:
         "hash": string("Hash last fully provisioned.", max_length=TEXT_LEN),
         "message": string("What the last reconcile did or why it stopped.",
                           max_length=TEXT_LEN),
+        "healthySince": string("Since when it has been healthy at status.revision (RFC 3339)."),
         "services": array("Per release / policyRef state.", service),
         "inventory": array("Objects deployed, for drift detection and removal.", item),
         "healthy": boolean("Every health check passes."),
@@ -315,7 +334,10 @@ def _profile_columns() -> list[Schema]:
         column("READY", "integer", ".status.ready", "Updated and healthy clusters."),
         column("DRIFTED", "integer", ".status.drifted", "Clusters with drift."),
         column("FAILED", "integer", ".status.failed", "Clusters that failed."),
-        column("PHASE", "string", ".status.phase", "Where the rollout stands."),
+        column("PHASE", "string", ".status.phase", "Where the profile stands."),
+        column("STAGE", "string", ".status.rollout.stage", "Rollout stage in progress."),
+        column("ROLLOUT", "string", ".status.rollout.phase",
+               "Progressing, Paused, RollingBack, Complete."),
         column("REVISION", "integer", ".status.revision", "Current revision.", priority=1),
     ]
 

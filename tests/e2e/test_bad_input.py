@@ -29,7 +29,7 @@ def _ready_false(engine: Engine, name: str) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         cond = condition(engine.profile(name), "Ready")
         return cond if cond and cond["status"] == "False" and cond["reason"] not in (
-            "Pending", "Provisioning") else None
+            "Pending", "Provisioning", "Progressing") else None
     return eventually(probe, what=f"Ready=False on {name}")
 
 

@@ -180,7 +180,7 @@ class TestStatusSurfaces:
              timeout=90)
         header = mgmt("get", "clusterprofiles").splitlines()[0].split()
         assert header == ["NAME", "MATCHED", "UPDATED", "READY", "DRIFTED", "FAILED", "PHASE",
-                          "AGE"]
+                          "STAGE", "ROLLOUT", "AGE"]
         row = next(r.split() for r in mgmt("get", "clusterprofiles").splitlines()
                    if r.startswith(name + " "))
         assert row[1:4] == ["1", "1", "1"] and row[6] == "Ready"

@@ -29,9 +29,11 @@ EXPECTED = {
                         ["READY", "CONNECTION", "VERSION", "NODES", "GPUS"]),
     "CatalogService": ("catalogservices", "cs", "Cluster", ["RELEASE", "NAMESPACE", "LATEST"]),
     "ClusterProfile": ("clusterprofiles", "cp", "Cluster",
-                       ["MATCHED", "UPDATED", "READY", "DRIFTED", "FAILED", "PHASE"]),
+                       ["MATCHED", "UPDATED", "READY", "DRIFTED", "FAILED", "PHASE", "STAGE",
+                        "ROLLOUT"]),
     "Profile": ("profiles", "prof", "Namespaced",
-                ["MATCHED", "UPDATED", "READY", "DRIFTED", "FAILED", "PHASE"]),
+                ["MATCHED", "UPDATED", "READY", "DRIFTED", "FAILED", "PHASE", "STAGE",
+                 "ROLLOUT"]),
     "ClusterSummary": ("clustersummaries", "csum", "Namespaced",
                        ["CLUSTER", "PROFILE", "REVISION", "PHASE", "HEALTHY"]),
 }

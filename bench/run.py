@@ -1,0 +1,69 @@
+"""Run every benchmark in sequence and say which ones failed.
+
+    .venv/bin/python bench/run.py [--quick] [--cold]
+
+Each script runs as its own child process (so one that fails, or is stopped,
+cleans up after itself and the next one still starts). `--quick` and
+`--cold` are passed to the scripts that take them. SIGTERM and Ctrl-C are
+forwarded to the running script, which stops its fleet before exiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+HERE = Path(__file__).resolve().parent
+# (script, the options of run.py it understands)
+SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("fleet_up.py", ("--quick", "--cold")),
+    ("label_to_ready.py", ("--quick",)),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions everywhere")
+    parser.add_argument("--cold", action="store_true",
+                        help="fleet_up.py really rebuilds the binaries (minutes)")
+    args = parser.parse_args(argv)
+    given = {"--quick": args.quick, "--cold": args.cold}
+    current: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for proc in current:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait()
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    results: list[tuple[str, int, float]] = []
+    for script, understood in SCRIPTS:
+        flags = [f for f in understood if given[f]]
+        print(f"\n######## {script} {' '.join(flags)}".rstrip(), flush=True)
+        start = time.monotonic()
+        proc = subprocess.Popen([sys.executable, str(HERE / script), *flags])
+        current[:] = [proc]
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            # The child got the same Ctrl-C (same process group) and is cleaning up.
+            proc.wait()
+            raise
+        results.append((script, code, time.monotonic() - start))
+
+    print("\n######## summary")
+    for script, code, took in results:
+        state = "ok" if code == 0 else f"FAILED (exit {code})"
+        print(f"  {script:<20} {state:<18} {took:6.0f} s wall")
+    return 0 if all(code == 0 for _, code, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Label-selected watches over workload clusters, with a live-object cache.
+
+Used by the controller's drift detection. One watch per (cluster, kind,
+label selector) — shared by every profile deploying that kind there — lists
+once, then follows the watch stream from that resourceVersion, re-listing
+only when the server says the version expired. Nothing polls. Each event
+updates the cache and calls the owner's callback, which decides what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.adapters import kube
+
+log = logging.getLogger("flotilla.watches")
+
+ObjKey = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
+Callback = Callable[[str, str, dict[str, Any]], Awaitable[None]]  # (cluster, type, obj)
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    api_version: str
+    kind: str
+    label_selector: str
+
+
+def obj_key(obj: dict[str, Any]) -> ObjKey:
+    meta = obj.get("metadata") or {}
+    return (obj.get("apiVersion", ""), obj.get("kind", ""), meta.get("namespace") or "",
+            meta.get("name", ""))
+
+
+class ClusterWatches:
+    """The watches of one workload cluster."""
+
+    def __init__(self, cluster: str, client: kube.Client, callback: Callback) -> None:
+        self.cluster = cluster
+        self.client = client
+        self.callback = callback
+        self.cache: dict[ObjKey, dict[str, Any]] = {}
+        self.synced: set[WatchSpec] = set()
+        self._tasks: dict[WatchSpec, asyncio.Task[None]] = {}
+
+    def ensure(self, wanted: set[WatchSpec]) -> None:
+        for spec in wanted - set(self._tasks):
+            self._tasks[spec] = asyncio.create_task(self._run(spec))
+        for spec in set(self._tasks) - wanted:
+            self._tasks.pop(spec).cancel()
+            self.synced.discard(spec)
+            for key in [k for k in self.cache if k[:2] == (spec.api_version, spec.kind)]:
+                self.cache.pop(key, None)
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    async def _run(self, spec: WatchSpec) -> None:
+        delay = 1.0
+        while True:
+            try:
+                items, doc_rv = await self.client.list_versioned(
+                    spec.api_version, spec.kind, label_selector=spec.label_selector)
+                seen = set()
+                for obj in items:
+                    obj.setdefault("apiVersion", spec.api_version)
+                    obj.setdefault("kind", spec.kind)
+                    key = obj_key(obj)
+                    seen.add(key)
+                    self.cache[key] = obj
+                for key in [k for k in self.cache if k[:2] == (spec.api_version, spec.kind)
+                            and k not in seen]:
+                    gone = self.cache.pop(key)
+                    await self.callback(self.cluster, "DELETED", gone)
+                self.synced.add(spec)
+                # A fresh list is a check point: objects deleted while we were away count.
+                await self.callback(self.cluster, "SYNCED", {"apiVersion": spec.api_version,
+                                                             "kind": spec.kind})
+                delay = 1.0
+                async for type_, obj in self.client.watch(
+                        spec.api_version, spec.kind, label_selector=spec.label_selector,
+                        resource_version=doc_rv):
+                    if type_ == "BOOKMARK":
+                        continue
+                    obj.setdefault("apiVersion", spec.api_version)
+                    obj.setdefault("kind", spec.kind)
+                    key = obj_key(obj)
+                    if type_ == "DELETED":
+                        self.cache.pop(key, None)
+                    else:
+                        self.cache[key] = obj
+                    await self.callback(self.cluster, type_, obj)
+            except asyncio.CancelledError:
+                raise
+            except (kube.ApiError, kube.Unreachable) as exc:
+                log.info("%s: watch %s restarts in %.0fs: %s", self.cluster, spec.kind, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            except Exception:  # a bug in a callback must not end the watch
+                log.exception("%s: watch %s failed", self.cluster, spec.kind)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)

@@ -1,0 +1,311 @@
+"""Drift detection and correction, event-driven from watches on the workload clusters.
+
+Used by the summary reconciler (which calls `track` once a summary is
+Provisioned) and the work queue (key ("drift", ns, name)). For every tracked
+summary the deployed inventory is watched per kind through
+`adapters.watches` — our own objects by `flotilla.dev/managed-by`, the
+objects of Helm releases by Helm's `app.kubernetes.io/managed-by` — and an
+event on one of them queues a check of that summary alone. The check diffs
+desired against the cached live object with the pure `drift.diff`,
+records drifted objects in ClusterSummary status, and in
+ContinuousWithDriftDetection re-applies exactly the drifted objects or the
+one drifted release, backing off (and saying so) when something keeps
+reverting it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from engine import drift, errors, plan
+from engine.adapters import connections, watches, workload
+from engine.catalog import ReleasePlan
+from engine.controller import context, desired, reporting, revisions
+from engine.model import conditions, types
+
+OURS = "flotilla.dev/managed-by=flotilla"
+HELMS = "app.kubernetes.io/managed-by=Helm"
+TRACKED = (types.SyncMode.CONTINUOUS, types.SyncMode.CONTINUOUS_WITH_DRIFT_DETECTION)
+
+DRIFT_DETECTED = Counter("flotilla_drift_detected_total", "Drifted objects detected.",
+                         ["cluster", "profile"])
+DRIFT_CORRECTED = Counter("flotilla_drift_corrected_total", "Drifted objects re-applied.",
+                          ["cluster", "profile"])
+DRIFTED_OBJECTS = Gauge("flotilla_drifted_objects", "Objects currently drifted.",
+                        ["cluster", "profile"])
+
+SummaryKey = tuple[str, str]
+
+
+class DriftEngine:
+    def __init__(self, ctx: context.Context) -> None:
+        self.ctx = ctx
+        self.clusters: dict[tuple[str, str], watches.ClusterWatches] = {}
+        # summary → (cluster key, {release key: (hash, manifest objects)}, watched kinds)
+        self.tracked: dict[SummaryKey, tuple[tuple[str, str], set[watches.WatchSpec]]] = {}
+        self.children: dict[SummaryKey, dict[plan.Key, tuple[str, list[dict[str, Any]]]]] = {}
+        self.fights = drift.FightDetector()
+        self.checks = 0
+
+    # -- which summaries are watched -----------------------------------------------------
+
+    async def track(self, summary: dict[str, Any], conn: connections.Connection,
+                    want: desired.Desired, pspec: types.ProfileSpec) -> None:
+        skey = (summary["metadata"]["namespace"], summary["metadata"]["name"])
+        cref = summary["spec"]["clusterRef"]
+        ckey = (cref["namespace"], cref["name"])
+        if pspec.sync_mode not in TRACKED:
+            self.untrack(skey)
+            return
+        specs: set[watches.WatchSpec] = set()
+        kids = self.children.setdefault(skey, {})
+        for item in want.items:
+            if item.is_release:
+                rel = item.body
+                assert isinstance(rel, ReleasePlan)
+                if rel.uninstall:
+                    continue
+                known = kids.get(item.key)
+                if known is None or known[0] != item.hash:
+                    objs = await conn.releases().manifest(release=rel.release_name,
+                                                         namespace=rel.namespace)
+                    objs = [await _with_namespace(conn, o, rel.namespace) for o in objs]
+                    kids[item.key] = (item.hash, objs)
+                for obj in kids[item.key][1]:
+                    specs.add(watches.WatchSpec(obj["apiVersion"], obj["kind"], HELMS))
+            else:
+                body = item.body
+                assert not isinstance(body, ReleasePlan)
+                specs.add(watches.WatchSpec(body["apiVersion"], body["kind"], OURS))
+        self.tracked[skey] = (ckey, specs)
+        self._ensure_watches(ckey, conn)
+
+    def untrack(self, skey: SummaryKey) -> None:
+        entry = self.tracked.pop(skey, None)
+        self.children.pop(skey, None)
+        if entry is not None:
+            cw = self.clusters.get(entry[0])
+            if cw is not None:
+                cw.ensure(self._wanted(entry[0]))
+
+    def _wanted(self, ckey: tuple[str, str]) -> set[watches.WatchSpec]:
+        return {s for c, specs in self.tracked.values() if c == ckey for s in specs}
+
+    def _ensure_watches(self, ckey: tuple[str, str], conn: connections.Connection) -> None:
+        cw = self.clusters.get(ckey)
+        if cw is None or cw.client is not conn.client:
+            cw = watches.ClusterWatches(f"{ckey[0]}/{ckey[1]}", conn.client, self._on_event)
+            self.clusters[ckey] = cw
+        cw.ensure(self._wanted(ckey))
+
+    async def _on_event(self, cluster: str, type_: str, obj: dict[str, Any]) -> None:
+        ckey = tuple(cluster.split("/", 1))
+        key = watches.obj_key(obj)
+        for skey, (c, _) in self.tracked.items():
+            if c != ckey:
+                continue
+            if type_ == "SYNCED" or self._concerns(skey, key, obj):
+                self.ctx.enqueue(("drift", *skey))
+
+    def _concerns(self, skey: SummaryKey, key: watches.ObjKey, obj: dict[str, Any]) -> bool:
+        summary = self.ctx.store.get("ClusterSummary", *skey)
+        for row in (summary or {}).get("status", {}).get("inventory") or []:
+            group, version = row.get("group", ""), row.get("version", "")
+            api = f"{group}/{version}" if group else version
+            if (api, row.get("kind"), row.get("namespace") or "", row.get("name")) == key:
+                return True
+        return any(watches.obj_key(o) == key for _, objs in self.children.get(skey, {}).values()
+                   for o in objs)
+
+    # -- the check -------------------------------------------------------------------------
+
+    async def check(self, namespace: str, name: str) -> float | None:
+        skey = (namespace, name)
+        summary = self.ctx.store.get("ClusterSummary", namespace, name)
+        if summary is None or summary["metadata"].get("deletionTimestamp"):
+            self.untrack(skey)
+            return None
+        status = summary.get("status") or {}
+        entry = self.tracked.get(skey)
+        if entry is None or status.get("phase") != "Provisioned":
+            return None
+        cw = self.clusters.get(entry[0])
+        if cw is None or not entry[1] <= cw.synced:
+            return 1.0  # watches still listing
+        ref = summary["spec"]["profileRef"]
+        profile = self.ctx.store.get(ref["kind"], ref.get("namespace") or "", ref["name"])
+        cluster = self.ctx.store.get("WorkloadCluster", *entry[0])
+        if profile is None or cluster is None:
+            return None
+        content = revisions.find(self.ctx, profile, int(summary["spec"].get("revision") or 0))
+        spec = revisions.spec_at(profile, content or revisions.content_of(profile["spec"]))
+        try:
+            pspec = types.ProfileSpec.from_dict(spec)
+            want = await desired.build(self.ctx, profile, pspec, cluster)
+        except errors.FlotillaError:
+            return None  # the summary reconcile reports spec problems
+        self.checks += 1
+        owner = workload.Owner(kind=ref["kind"], namespace=ref.get("namespace") or "",
+                               name=ref["name"], tier=pspec.tier)
+        found = self._diff(skey, want, pspec, owner, cw)
+        requeue = await self._record(summary, profile, found, entry[0])
+        if found and pspec.sync_mode == types.SyncMode.CONTINUOUS_WITH_DRIFT_DETECTION:
+            conn = await self.ctx.connection(cluster)
+            wait = await self._correct(summary, found, want, pspec, owner, conn)
+            requeue = wait if requeue is None else min(requeue, wait or requeue)
+        return requeue
+
+    def _diff(self, skey: SummaryKey, want: desired.Desired, pspec: types.ProfileSpec,
+              owner: workload.Owner, cw: watches.ClusterWatches,
+              ) -> list[tuple[plan.DesiredItem, watches.ObjKey, drift.DriftReport]]:
+        found = []
+        for item in want.items:
+            if item.is_release:
+                objs = self.children.get(skey, {}).get(item.key, ("", []))[1]
+                pairs: list[tuple[Any, dict[str, Any]]] = [(o, o) for o in objs]
+            else:
+                body = item.body
+                assert not isinstance(body, ReleasePlan)
+                pairs = [(body, workload.marked(body, owner, item.hash))]
+            for source, expected in pairs:
+                key = watches.obj_key(expected)
+                live = cw.cache.get(key)
+                if live is not None and drift.excluded_by_annotation(live):
+                    continue
+                report = drift.diff(expected, live, exclusions=exclusions_for(pspec, source))
+                if report.drifted:
+                    found.append((item, key, report))
+        return found
+
+    async def _record(self, summary: dict[str, Any], profile: dict[str, Any],
+                      found: list[tuple[plan.DesiredItem, watches.ObjKey, drift.DriftReport]],
+                      ckey: tuple[str, str]) -> float | None:
+        status = dict(summary.get("status") or {})
+        before = {(d.get("kind"), d.get("namespace"), d.get("name")): d
+                  for d in status.get("drift") or []}
+        now = reporting.now()
+        rows = []
+        for _, (api, kind, ns, name), report in found:
+            group, _, version = api.rpartition("/")
+            old = before.get((kind, ns, name))
+            paths = ["(deleted)"] if report.deleted else list(report.paths)
+            rows.append({"group": group, "version": version, "kind": kind, "namespace": ns,
+                         "name": name, "paths": paths,
+                         "detectedAt": old["detectedAt"] if old and old.get("paths") == paths
+                         else now})
+        labels = {"cluster": f"{ckey[0]}/{ckey[1]}", "profile": profile["metadata"]["name"]}
+        new = [r for r in rows if (r["kind"], r["namespace"], r["name"]) not in before
+               or before[(r["kind"], r["namespace"], r["name"])].get("paths") != r["paths"]]
+        if new:
+            DRIFT_DETECTED.labels(**labels).inc(len(new))
+        DRIFTED_OBJECTS.labels(**labels).set(len(rows))
+        status["drift"] = rows
+        gen = summary["metadata"].get("generation")
+        status["conditions"] = conditions.set_condition(
+            status.get("conditions"), type="Drifted", status=bool(rows),
+            reason="Drifted" if rows else "InSync",
+            message="; ".join(f"{r['kind']} {r['namespace']}/{r['name']}: {', '.join(r['paths'])}"
+                              for r in rows)[:1000], observed_generation=gen, now=now)
+        if await reporting.patch_status(self.ctx.mgmt, summary, status):
+            for r in new:
+                await self.ctx.recorder.event(
+                    summary, type="Warning", reason="Drifted",
+                    message=f"{r['kind']} {r['namespace']}/{r['name']} drifted: "
+                            f"{', '.join(r['paths'])}")
+        return None
+
+    async def _correct(self, summary: dict[str, Any],
+                       found: list[tuple[plan.DesiredItem, watches.ObjKey, drift.DriftReport]],
+                       want: desired.Desired, pspec: types.ProfileSpec, owner: workload.Owner,
+                       conn: connections.Connection) -> float | None:
+        """Re-apply only what drifted: single objects, or the one release they belong to."""
+        now = time.monotonic()
+        done: set[plan.Key] = set()
+        requeue: float | None = None
+        fighting = []
+        for item, key, _ in found:
+            fight_key = "/".join([summary["metadata"]["name"], *key])
+            back_off, wait = self.fights.should_back_off(fight_key, now)
+            if back_off:
+                fighting.append(f"{key[1]} {key[2]}/{key[3]}")
+                requeue = wait if requeue is None else min(requeue, wait)
+                continue
+            if item.key in done:
+                continue
+            done.add(item.key)
+            self.fights.record_correction(fight_key, now)
+            if item.is_release:
+                rel = item.body
+                assert isinstance(rel, ReleasePlan)
+                chart_dir = await self.ctx.charts.ensure(_coords(rel))
+                await conn.releases().install_or_upgrade(
+                    release=rel.release_name, namespace=rel.namespace, chart_dir=chart_dir,
+                    values=want.values[item.key])
+            else:
+                body = item.body
+                assert not isinstance(body, ReleasePlan)
+                await conn.workload.apply(body, owner, item.hash,
+                                          exclusions=exclusions_for(pspec, body))
+            cref = summary["spec"]["clusterRef"]
+            DRIFT_CORRECTED.labels(cluster=f"{cref['namespace']}/{cref['name']}",
+                                   profile=owner.name).inc()
+        await self._fight_condition(summary, fighting)
+        return requeue
+
+    async def _fight_condition(self, summary: dict[str, Any], fighting: list[str]) -> None:
+        fresh = self.ctx.store.get("ClusterSummary", summary["metadata"]["namespace"],
+                                   summary["metadata"]["name"]) or summary
+        status = dict(fresh.get("status") or {})
+        message = ("another actor keeps reverting " + ", ".join(fighting) +
+                   "; corrections back off") if fighting else ""
+        status["conditions"] = conditions.set_condition(
+            status.get("conditions"), type="DriftFight", status=bool(fighting),
+            reason="Fighting" if fighting else "NoFight", message=message,
+            observed_generation=fresh["metadata"].get("generation"), now=reporting.now())
+        if await reporting.patch_status(self.ctx.mgmt, fresh, status) and fighting:
+            await self.ctx.recorder.event(fresh, type="Warning", reason="DriftFight",
+                                          message=message)
+
+    async def close(self) -> None:
+        for cw in self.clusters.values():
+            await cw.stop()
+
+
+def _coords(rel: ReleasePlan) -> Any:
+    from engine.adapters import helm
+
+    return helm.ChartCoordinates(rel.repository_url, rel.chart_name, rel.chart_version)
+
+
+def exclusions_for(pspec: types.ProfileSpec, obj: dict[str, Any] | Any) -> list[str]:
+    """JSON pointers excluded for this object by spec.driftExclusions."""
+    out: list[str] = []
+    meta = obj.get("metadata") or {}
+    group, _, version = str(obj.get("apiVersion", "")).rpartition("/")
+    for exclusion in pspec.drift_exclusions:
+        t = exclusion.target
+        if t is not None and not all((
+            not t.kind or t.kind == obj.get("kind"),
+            not t.group or t.group == group,
+            not t.version or t.version == version,
+            not t.namespace or t.namespace == (meta.get("namespace") or ""),
+            not t.name or t.name == meta.get("name"),
+        )):
+            continue
+        out.extend(exclusion.paths)
+    return out
+
+
+async def _with_namespace(conn: connections.Connection, obj: dict[str, Any],
+                          default: str) -> dict[str, Any]:
+    """Helm manifests may omit metadata.namespace for namespaced kinds."""
+    try:
+        res = await conn.client.resource(obj["apiVersion"], obj["kind"])
+    except errors.FlotillaError:
+        return obj
+    if res.namespaced and not (obj.get("metadata") or {}).get("namespace"):
+        obj = {**obj, "metadata": {**obj.get("metadata", {}), "namespace": default}}
+    return obj

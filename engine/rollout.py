@@ -1,0 +1,280 @@
+"""Which clusters may move to a new revision now: maxUpdate, stages, health gates.
+
+Used by the profile reconciler: after hashing the desired revision it calls
+`decide()` with the rollout policy and what it knows about every matched
+cluster, writes `Decision.assign` into the ClusterSummaries, records
+`Decision.failed` into each cluster's `failed_revision`, shows `phase` and
+`message` in status, and requeues after `requeue_after`.
+
+Purely computational: no I/O and no clock — `now` is an argument, so the
+same inputs always give the same decision and a reconcile may be repeated
+safely. The values and counting rules live in `engine.rollout_state`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from engine.rollout_state import (
+    ClusterState,
+    Decision,
+    IntOrPercent,
+    LabelRequirement,
+    Phase,
+    RolloutPolicy,
+    StagePolicy,
+    StageReport,
+    Standing,
+    max_in_flight,
+    parse_percent,
+    scaled_value,
+    split_stages,
+    standing_of,
+)
+
+__all__ = [
+    "ClusterState",
+    "Decision",
+    "IntOrPercent",
+    "LabelRequirement",
+    "Phase",
+    "RolloutPolicy",
+    "StagePolicy",
+    "StageReport",
+    "decide",
+    "max_in_flight",
+    "parse_percent",
+    "scaled_value",
+]
+
+# How many cluster keys a message names before it says "and N more".
+_NAMED_IN_MESSAGE = 3
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One stage with every member classified for the target revision."""
+
+    policy: StagePolicy
+    members: tuple[ClusterState, ...]
+    standings: dict[str, tuple[Standing, str]]
+    limit: int
+    tolerance: int
+    min_success_time: float
+
+    def keys(self, standing: Standing) -> list[str]:
+        return [c.key for c in self.members if self.standings[c.key][0] is standing]
+
+    @property
+    def breached(self) -> bool:
+        return len(self.keys(Standing.FAILED)) > self.tolerance
+
+    @property
+    def complete(self) -> bool:
+        # Failures within maxFailures do not hold the next stage back: that is
+        # what the tolerance is for, and otherwise one dead cluster stalls all.
+        settled = all(s in (Standing.DONE, Standing.FAILED) for s, _ in self.standings.values())
+        return settled and not self.breached
+
+
+def decide(
+    policy: RolloutPolicy,
+    *,
+    revision: int,
+    last_good: int | None,
+    clusters: Sequence[ClusterState],
+    approvals: Collection[str] = frozenset(),
+    now: float,
+) -> Decision:
+    """Decide which clusters move to `revision` now, and the rollout's phase.
+
+    `last_good` is the revision new clusters join at and failed clusters roll
+    back to; `approvals` holds the names of stages approved for `revision`.
+    """
+    stages = [
+        _classify(policy, stage, members, revision, now)
+        for stage, members in split_stages(policy, clusters)
+    ]
+    by_key = {c.key: c for c in clusters}
+    stage_of = {c.key: stage for stage in stages for c in stage.members}
+    failed = {
+        key: reason
+        for stage in stages
+        for key, (standing, reason) in stage.standings.items()
+        if standing is Standing.FAILED
+    }
+    active = next((stage for stage in stages if not stage.complete), None)
+    breached = [stage for stage in stages if stage.breached]
+    approved = (
+        active is None or not active.policy.manual_approval or active.policy.name in approvals
+    )
+    moving = active is not None and approved and not breached and not policy.paused
+
+    moves: dict[str, int] = {}
+    if moving and active is not None:
+        free = active.limit - len(active.keys(Standing.IN_FLIGHT))
+        waiting = [by_key[key] for key in active.keys(Standing.WAITING)]
+        # Reachable clusters first: an offline one would hold a slot until its deadline.
+        waiting.sort(key=lambda c: (not c.reachable, c.key))
+        moves.update((c.key, revision) for c in waiting[: max(free, 0)])
+
+    can_roll_back = last_good is not None and last_good != revision
+    rolling_back = bool(breached) and policy.on_failure == "Rollback" and can_roll_back
+    if rolling_back and not policy.paused and last_good is not None:
+        # Only the failed clusters go back; healthy ones at the target stay.
+        moves.update((key, last_good) for key in failed if by_key[key].assigned != last_good)
+
+    if can_roll_back and last_good is not None:
+        for cluster in clusters:
+            # A brand-new cluster gets the known-good revision now, unless its
+            # stage is moving: then it waits for a slot, to avoid deploying twice.
+            joins_stage = moving and stage_of[cluster.key] is active
+            if cluster.assigned is None and cluster.key not in moves and not joins_stage:
+                moves[cluster.key] = last_good
+
+    assign = {c.key: c.assigned for c in clusters if c.assigned is not None}
+    assign.update(moves)
+    in_flight = {key for stage in stages for key in stage.keys(Standing.IN_FLIGHT)}
+    in_flight.update(key for key, target in moves.items() if target == revision)
+
+    if active is None:
+        phase = Phase.COMPLETE
+    elif policy.paused:
+        phase = Phase.PAUSED
+    elif breached:
+        # Rolling back until every failed cluster was reassigned and runs last_good.
+        returning = any(key in moves or by_key[key].current_revision != last_good for key in failed)
+        phase = Phase.ROLLING_BACK if rolling_back and returning else Phase.FAILED
+    elif not approved:
+        phase = Phase.WAITING_APPROVAL
+    else:
+        phase = Phase.PROGRESSING
+
+    return Decision(
+        revision=revision,
+        phase=phase,
+        assign=assign,
+        moves=moves,
+        in_flight=frozenset(in_flight),
+        failed=failed,
+        stage=active.policy.name if active is not None else None,
+        stages=tuple(_report(stage) for stage in stages),
+        message=_message(phase, policy, stages, active, breached, failed, revision, last_good),
+        requeue_after=_requeue_after(policy, stages, moves, revision, now),
+    )
+
+
+def _classify(
+    policy: RolloutPolicy,
+    stage: StagePolicy,
+    members: list[ClusterState],
+    revision: int,
+    now: float,
+) -> _Stage:
+    soak = stage.min_success_time if stage.min_success_time is not None else policy.min_success_time
+    max_update = stage.max_update if stage.max_update is not None else policy.max_update
+    standings = {
+        c.key: standing_of(
+            c,
+            revision=revision,
+            now=now,
+            min_success_time=soak,
+            progress_deadline=policy.progress_deadline,
+        )
+        for c in members
+    }
+    return _Stage(
+        policy=stage,
+        members=tuple(members),
+        standings=standings,
+        limit=max_in_flight(max_update, len(members)),
+        tolerance=scaled_value(policy.max_failures, len(members)),
+        min_success_time=soak,
+    )
+
+
+def _report(stage: _Stage) -> StageReport:
+    return StageReport(
+        name=stage.policy.name,
+        clusters=tuple(c.key for c in stage.members),
+        max_in_flight=stage.limit,
+        max_failures=stage.tolerance,
+        done=len(stage.keys(Standing.DONE)),
+        in_flight=len(stage.keys(Standing.IN_FLIGHT)),
+        failed=len(stage.keys(Standing.FAILED)),
+        complete=stage.complete,
+    )
+
+
+def _requeue_after(
+    policy: RolloutPolicy,
+    stages: list[_Stage],
+    moves: dict[str, int],
+    revision: int,
+    now: float,
+) -> float | None:
+    """Seconds until a deadline or a soak ends; health changes arrive as events."""
+    due: list[float] = []
+    if revision in moves.values():
+        due.append(policy.progress_deadline)
+    for stage in stages:
+        for c in stage.members:
+            standing = stage.standings[c.key][0]
+            if standing is Standing.IN_FLIGHT:
+                started = c.update_started if c.update_started is not None else now
+                due.append(started + policy.progress_deadline - now)
+            elif standing is Standing.SOAKING:
+                since = c.healthy_since if c.healthy_since is not None else now
+                due.append(since + stage.min_success_time - now)
+    positive = [seconds for seconds in due if seconds > 0]
+    return min(positive) if positive else None
+
+
+def _names(keys: Collection[str]) -> str:
+    ordered = sorted(keys)
+    shown = ", ".join(ordered[:_NAMED_IN_MESSAGE])
+    extra = len(ordered) - _NAMED_IN_MESSAGE
+    return f"{shown} and {extra} more" if extra > 0 else shown
+
+
+def _message(
+    phase: Phase,
+    policy: RolloutPolicy,
+    stages: list[_Stage],
+    active: _Stage | None,
+    breached: list[_Stage],
+    failed: dict[str, str],
+    revision: int,
+    last_good: int | None,
+) -> str:
+    failures = f"; failed: {_names(failed)}" if failed else ""
+    if phase is Phase.COMPLETE or active is None:
+        total = sum(len(stage.members) for stage in stages)
+        return f"revision {revision} rolled out to {total} clusters{failures}"
+    if breached:
+        worst = breached[0]
+        halt = (
+            f"{len(worst.keys(Standing.FAILED))} clusters failed in stage {worst.policy.name} "
+            f"(maxFailures {worst.tolerance}): {_names(worst.keys(Standing.FAILED))}"
+        )
+        if phase is Phase.PAUSED:
+            return f"paused; {halt}"
+        if phase is Phase.ROLLING_BACK:
+            return f"{halt}; rolling them back to revision {last_good}"
+        if policy.on_failure == "Rollback":
+            if last_good is None or last_good == revision:
+                return f"{halt}; no earlier good revision to roll back to"
+            return f"{halt}; rolled back to revision {last_good}"
+        return f"{halt}; rollout halted (onFailure: Pause)"
+    name = active.policy.name
+    position = f"stage {name} ({stages.index(active) + 1}/{len(stages)})"
+    if phase is Phase.WAITING_APPROVAL:
+        return f"{position} waits for approval (flotilla rollout approve){failures}"
+    progress = (
+        f"{len(active.keys(Standing.DONE))}/{len(active.members)} done, "
+        f"{len(active.keys(Standing.IN_FLIGHT))} in flight (max {active.limit}), "
+        f"{len(active.keys(Standing.SOAKING))} soaking"
+    )
+    prefix = "paused at " if phase is Phase.PAUSED else ""
+    return f"{prefix}{position}: {progress}{failures}"

@@ -1,0 +1,143 @@
+"""`flotilla rollout status|history|pause|resume|approve|undo` against the management cluster.
+
+Used by the CLI. Every action is an ordinary write that plain kubectl could
+make too, so nothing here is magic:
+
+    pause / resume   kubectl patch clusterprofile P --type=merge \
+                         -p '{"spec":{"rollout":{"paused":true}}}'
+    approve          kubectl annotate clusterprofile P flotilla.dev/approved=r<REV>:<stage>[,…]
+    undo --to N      writes revision N's content (from its ControllerRevision) back into the spec
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from engine import errors
+from engine.adapters import kube, kubeconfig
+
+API_VERSION = "flotilla.dev/v1alpha1"
+APPROVED = "flotilla.dev/approved"
+NOT_CONTENT = ("clusterSelector", "clusterRefs", "clusterSelectorCEL", "rollout", "maxUpdate",
+               "stopMatchingBehavior")
+
+
+def _ref(profile: str) -> tuple[str, str | None, str]:
+    if "/" in profile:
+        ns, name = profile.split("/", 1)
+        return "Profile", ns, name
+    return "ClusterProfile", None, profile
+
+
+async def _get(client: kube.Client, profile: str) -> dict[str, Any]:
+    kind, ns, name = _ref(profile)
+    body = await client.get(API_VERSION, kind, ns, name)
+    if body is None:
+        raise errors.NonRetriableError(f"{kind} {profile} not found", reason="NotFound")
+    return body
+
+
+async def _history(client: kube.Client, body: dict[str, Any]) -> list[dict[str, Any]]:
+    ns = body["metadata"].get("namespace") or "flotilla-system"
+    revs = await client.list("apps/v1", "ControllerRevision", namespace=ns, label_selector=(
+        f"flotilla.dev/profile-kind={body['kind']},"
+        f"flotilla.dev/profile-name={body['metadata']['name']}"))
+    return sorted(revs, key=lambda r: int(r.get("revision", 0)))
+
+
+async def _summaries(client: kube.Client, body: dict[str, Any]) -> list[dict[str, Any]]:
+    selector = f"flotilla.dev/profile-kind={body['kind']},flotilla.dev/profile-name=" \
+               f"{body['metadata']['name']}"
+    return await client.list(API_VERSION, "ClusterSummary", label_selector=selector)
+
+
+def _status_text(body: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
+    st = body.get("status") or {}
+    ro = st.get("rollout") or {}
+    lines = [
+        f"{body['kind']} {body['metadata']['name']}: phase {st.get('phase', '-')}, "
+        f"rollout {ro.get('phase', '-')}, stage {ro.get('stage', '-')}",
+        f"revision {ro.get('targetRevision', st.get('revision', '-'))} "
+        f"(last good {ro.get('lastGoodRevision', '-')}); "
+        f"{st.get('updated', 0)}/{st.get('matched', 0)} updated, {st.get('ready', 0)} ready, "
+        f"{st.get('failed', 0)} failed",
+    ]
+    if ro.get("message"):
+        lines.append(f"message: {ro['message']}")
+    for failed in ro.get("failedClusters") or []:
+        lines.append(f"failed: {failed.get('cluster')}: {failed.get('reason')}")
+    lines.append(f"{'CLUSTER':<24} {'CURRENT':>7} {'TARGET':>6}  {'PHASE':<13} HEALTHY")
+    for s in sorted(summaries, key=lambda s: s["spec"]["clusterRef"]["name"]):
+        sst = s.get("status") or {}
+        lines.append(f"{s['metadata']['namespace'] + '/' + s['spec']['clusterRef']['name']:<24} "
+                     f"{sst.get('revision', '-')!s:>7} {s['spec'].get('revision', '-')!s:>6}  "
+                     f"{sst.get('phase', '-'):<13} {sst.get('healthy', False)}")
+    return "\n".join(lines)
+
+
+async def _run(kc: str, action: str, profile: str, to_revision: int | None,
+               stage: str | None) -> str:
+    client = kube.Client(kubeconfig.load(kc), name="management")
+    try:
+        body = await _get(client, profile)
+        kind, ns, name = _ref(profile)
+        if action == "status":
+            return _status_text(body, await _summaries(client, body))
+        if action == "history":
+            summaries = await _summaries(client, body)
+            lines = [f"{'REVISION':>8}  {'CREATED':<21} CLUSTERS"]
+            for rev in await _history(client, body):
+                number = int(rev.get("revision", 0))
+                on = [s["spec"]["clusterRef"]["name"] for s in summaries
+                      if (s.get("status") or {}).get("revision") == number]
+                lines.append(f"{number:>8}  {rev['metadata'].get('creationTimestamp', ''):<21} "
+                             f"{', '.join(sorted(on)) or '-'}")
+            return "\n".join(lines)
+        if action in ("pause", "resume"):
+            await client.patch(API_VERSION, kind, ns, name, {"spec": {"rollout": {
+                "paused": action == "pause"}}})
+            return f"{profile}: rollout {'paused' if action == 'pause' else 'resumed'}"
+        if action == "approve":
+            ro = (body.get("status") or {}).get("rollout") or {}
+            target = ro.get("targetRevision") or (body.get("status") or {}).get("revision")
+            wanted = stage or ro.get("stage")
+            if not wanted:
+                raise errors.NonRetriableError("no stage is waiting; give --stage",
+                                               reason="NothingToApprove")
+            given = ((body["metadata"].get("annotations") or {}).get(APPROVED) or "").split(",")
+            entry = f"r{target}:{wanted}"
+            value = ",".join(sorted({g for g in given if g} | {entry}))
+            await client.patch(API_VERSION, kind, ns, name,
+                               {"metadata": {"annotations": {APPROVED: value}}})
+            return f"{profile}: stage {wanted} approved for revision {target}"
+        if action == "undo":
+            revs = await _history(client, body)
+            if not revs:
+                raise errors.NonRetriableError("no revisions recorded yet", reason="NoHistory")
+            current = (body.get("status") or {}).get("revision")
+            if to_revision is None:
+                older = [r for r in revs if int(r["revision"]) != current]
+                if not older:
+                    raise errors.NonRetriableError("no earlier revision", reason="NoHistory")
+                chosen = older[-1]
+            else:
+                chosen = next((r for r in revs if int(r["revision"]) == to_revision), {})
+                if not chosen:
+                    raise errors.NonRetriableError(
+                        f"revision {to_revision} is not in the history "
+                        f"({', '.join(str(r['revision']) for r in revs)})", reason="NoRevision")
+            spec = {k: v for k, v in (body.get("spec") or {}).items() if k in NOT_CONTENT}
+            spec.update(chosen.get("data") or {})
+            replaced = {**body, "spec": spec}
+            await client.request("PUT", (await client.resource(API_VERSION, kind)).path(ns, name),
+                                 body=replaced)
+            return f"{profile}: rolling back to revision {chosen['revision']} through the stages"
+        raise errors.NonRetriableError(f"unknown action {action}", reason="BadAction")
+    finally:
+        await client.close()
+
+
+def run(kc: str, action: str, profile: str, *, to_revision: int | None = None,
+        stage: str | None = None) -> str:
+    return asyncio.run(_run(kc, action, profile, to_revision, stage))
