@@ -34,17 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     given = {"--quick": args.quick, "--cold": args.cold}
     current: list[subprocess.Popen[bytes]] = []
+    stopping: list[int] = []
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        # Only pass it on: the main loop's wait() returns once the script has cleaned
+        # up (waiting here, inside that wait(), would deadlock on Popen's lock).
+        stopping.append(signum)
         for proc in current:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-                proc.wait()
-        raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, forward)
     results: list[tuple[str, int, float]] = []
     for script, understood in SCRIPTS:
+        if stopping:
+            break
         flags = [f for f in understood if given[f]]
         print(f"\n######## {script} {' '.join(flags)}".rstrip(), flush=True)
         start = time.monotonic()
@@ -57,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait()
             raise
         results.append((script, code, time.monotonic() - start))
+    if stopping:
+        print(f"run.py: stopped by signal {stopping[0]}", file=sys.stderr)
+        return 128 + stopping[0]
 
     print("\n######## summary")
     for script, code, took in results:

@@ -86,10 +86,15 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
 
 async def _write(ctx: context.Context, cluster: dict[str, Any], status: dict[str, Any]) -> bool:
     try:
-        written = await reporting.patch_status(ctx.mgmt, cluster, status)
+        written = await reporting.patch_status(ctx.mgmt, cluster, status, cache=ctx.store)
     except kube.NotFound:
         return False
     if written:
+        # Summaries on this cluster may have waited for it to come back.
+        meta = cluster["metadata"]
+        for summary in ctx.store.all("ClusterSummary", meta["namespace"]):
+            if summary["spec"]["clusterRef"]["name"] == meta["name"]:
+                ctx.enqueue(("summary", meta["namespace"], summary["metadata"]["name"]))
         # Selection may depend on readiness or facts: let the profiles look again.
         for kind in context.PROFILE_KINDS:
             for profile in ctx.store.all(kind):

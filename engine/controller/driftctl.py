@@ -151,11 +151,12 @@ class DriftEngine:
         owner = workload.Owner(kind=ref["kind"], namespace=ref.get("namespace") or "",
                                name=ref["name"], tier=pspec.tier)
         found = self._diff(skey, want, pspec, owner, cw)
-        requeue = await self._record(summary, profile, found, entry[0])
+        requeue: float | None = None
+        fighting: list[str] = []
         if found and pspec.sync_mode == types.SyncMode.CONTINUOUS_WITH_DRIFT_DETECTION:
             conn = await self.ctx.connection(cluster)
-            wait = await self._correct(summary, found, want, pspec, owner, conn)
-            requeue = wait if requeue is None else min(requeue, wait or requeue)
+            requeue, fighting = await self._correct(summary, found, want, pspec, owner, conn)
+        await self._record(summary, profile, found, entry[0], fighting)
         return requeue
 
     def _diff(self, skey: SummaryKey, want: desired.Desired, pspec: types.ProfileSpec,
@@ -182,7 +183,8 @@ class DriftEngine:
 
     async def _record(self, summary: dict[str, Any], profile: dict[str, Any],
                       found: list[tuple[plan.DesiredItem, watches.ObjKey, drift.DriftReport]],
-                      ckey: tuple[str, str]) -> float | None:
+                      ckey: tuple[str, str], fighting: list[str]) -> None:
+        """Write the drift report and the Drifted / DriftFight conditions (ours alone)."""
         status = dict(summary.get("status") or {})
         before = {(d.get("kind"), d.get("namespace"), d.get("name")): d
                   for d in status.get("drift") or []}
@@ -202,25 +204,37 @@ class DriftEngine:
         if new:
             DRIFT_DETECTED.labels(**labels).inc(len(new))
         DRIFTED_OBJECTS.labels(**labels).set(len(rows))
-        status["drift"] = rows
         gen = summary["metadata"].get("generation")
-        status["conditions"] = conditions.set_condition(
+        conds = conditions.set_condition(
             status.get("conditions"), type="Drifted", status=bool(rows),
             reason="Drifted" if rows else "InSync",
             message="; ".join(f"{r['kind']} {r['namespace']}/{r['name']}: {', '.join(r['paths'])}"
                               for r in rows)[:1000], observed_generation=gen, now=now)
-        if await reporting.patch_status(self.ctx.mgmt, summary, status):
+        fight = ("another actor keeps reverting " + ", ".join(fighting) +
+                 "; corrections back off") if fighting else ""
+        conds = conditions.set_condition(
+            conds, type="DriftFight", status=bool(fighting),
+            reason="Fighting" if fighting else "NoFight", message=fight,
+            observed_generation=gen, now=now)
+        fields = {"drift": rows, "conditions": [c for c in conds
+                                                 if c["type"] in ("Drifted", "DriftFight")]}
+        if await reporting.apply_status(self.ctx.mgmt, summary, fields, manager="flotilla-drift",
+                                        cache=self.ctx.store):
+            ref = summary["spec"]["profileRef"]
+            self.ctx.enqueue(("profile", ref["kind"], ref.get("namespace") or "", ref["name"]))
             for r in new:
                 await self.ctx.recorder.event(
                     summary, type="Warning", reason="Drifted",
                     message=f"{r['kind']} {r['namespace']}/{r['name']} drifted: "
                             f"{', '.join(r['paths'])}")
-        return None
+            if fighting:
+                await self.ctx.recorder.event(summary, type="Warning", reason="DriftFight",
+                                              message=fight)
 
     async def _correct(self, summary: dict[str, Any],
                        found: list[tuple[plan.DesiredItem, watches.ObjKey, drift.DriftReport]],
                        want: desired.Desired, pspec: types.ProfileSpec, owner: workload.Owner,
-                       conn: connections.Connection) -> float | None:
+                       conn: connections.Connection) -> tuple[float | None, list[str]]:
         """Re-apply only what drifted: single objects, or the one release they belong to."""
         now = time.monotonic()
         done: set[plan.Key] = set()
@@ -252,22 +266,7 @@ class DriftEngine:
             cref = summary["spec"]["clusterRef"]
             DRIFT_CORRECTED.labels(cluster=f"{cref['namespace']}/{cref['name']}",
                                    profile=owner.name).inc()
-        await self._fight_condition(summary, fighting)
-        return requeue
-
-    async def _fight_condition(self, summary: dict[str, Any], fighting: list[str]) -> None:
-        fresh = self.ctx.store.get("ClusterSummary", summary["metadata"]["namespace"],
-                                   summary["metadata"]["name"]) or summary
-        status = dict(fresh.get("status") or {})
-        message = ("another actor keeps reverting " + ", ".join(fighting) +
-                   "; corrections back off") if fighting else ""
-        status["conditions"] = conditions.set_condition(
-            status.get("conditions"), type="DriftFight", status=bool(fighting),
-            reason="Fighting" if fighting else "NoFight", message=message,
-            observed_generation=fresh["metadata"].get("generation"), now=reporting.now())
-        if await reporting.patch_status(self.ctx.mgmt, fresh, status) and fighting:
-            await self.ctx.recorder.event(fresh, type="Warning", reason="DriftFight",
-                                          message=message)
+        return requeue, fighting
 
     async def close(self) -> None:
         for cw in self.clusters.values():

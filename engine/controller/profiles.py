@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from engine import catalog, errors, plan, select
+from engine import catalog, drift, errors, plan, select
 from engine.adapters import kube
 from engine.controller import context, reporting, revisions, rollouts
 from engine.model import conditions, types
@@ -71,6 +71,16 @@ def _selections(ctx: context.Context, kind: str, namespace: str, name: str,
     return sorted((ns, n, reason) for (ns, n), reason in chosen.items())
 
 
+def _check_pointers(spec: types.ProfileSpec) -> None:
+    for i, exclusion in enumerate(spec.drift_exclusions):
+        for j, pointer in enumerate(exclusion.paths):
+            try:
+                drift.parse_pointer(pointer)
+            except ValueError as exc:
+                raise errors.SpecError(str(exc), field=f"spec.driftExclusions[{i}].paths[{j}]",
+                                       reason="InvalidPointer") from exc
+
+
 async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) -> float | None:
     body = ctx.store.get(kind, namespace, name)
     if body is None:
@@ -85,6 +95,7 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
     gen = meta.get("generation")
     try:
         spec = types.ProfileSpec.from_dict(body.get("spec") or {})
+        _check_pointers(spec)
         chosen = _selections(ctx, kind, namespace, name, spec)
         catalog.resolve(spec, catalog_specs(ctx))  # surfaces unknown services/versions here
     except errors.FlotillaError as exc:
@@ -94,7 +105,7 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
         status["conditions"] = conditions.set_condition(
             status.get("conditions"), type="Ready", status=False, reason=reason,
             message=message, observed_generation=gen, now=reporting.now())
-        if await reporting.patch_status(ctx.mgmt, body, status):
+        if await reporting.patch_status(ctx.mgmt, body, status, cache=ctx.store):
             await ctx.recorder.event(body, type="Warning", reason=reason, message=message)
         return None
     in_use = {int((s.get("status") or {}).get("revision") or 0) for s in existing}
@@ -156,7 +167,11 @@ async def _ensure_summary(ctx: context.Context, profile: dict[str, Any], sname: 
             "spec": spec}
     if current is not None and current["metadata"].get("deletionTimestamp"):
         return  # being withdrawn; it is recreated once the old one is gone
-    await ctx.mgmt.apply(body)
+    written = await ctx.mgmt.apply(body)
+    # Cached now, so the next decision sees this move; and queued now, because the watch
+    # event will find the cache already up to date and trigger nothing.
+    ctx.store.put("ClusterSummary", written)
+    ctx.enqueue(("summary", cns, sname))
     if current is None:
         await ctx.recorder.event(profile, type="Normal", reason="ClusterMatched",
                                  message=f"{cns}/{cname} matches ({reason})")
@@ -238,7 +253,7 @@ async def _rollup(ctx: context.Context, body: dict[str, Any], spec_hash: str, re
         cond, type="Drifted", status=bool(drifted), reason="Drifted" if drifted else "InSync",
         message=f"{drifted} clusters drifted", observed_generation=gen, now=now)
     status["conditions"] = cond
-    if await reporting.patch_status(ctx.mgmt, body, status) and phase == "Ready" and \
-            (body.get("status") or {}).get("phase") != "Ready":
+    written = await reporting.patch_status(ctx.mgmt, body, status, cache=ctx.store)
+    if written and phase == "Ready" and (body.get("status") or {}).get("phase") != "Ready":
         await ctx.recorder.event(body, type="Normal", reason="Ready",
                                  message=f"all {matched} clusters ready at revision {revision}")

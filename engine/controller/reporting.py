@@ -17,6 +17,7 @@ from typing import Any
 
 from engine import errors
 from engine.adapters import kube
+from engine.controller import store
 
 log = logging.getLogger("flotilla.controller")
 COMPONENT = "flotilla-controller"
@@ -85,12 +86,45 @@ def _strip(status: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def patch_status(client: kube.Client, body: dict[str, Any], status: dict[str, Any]) -> bool:
-    """Merge-patch `status` when it differs from what the object has; True when written."""
+async def patch_status(client: kube.Client, body: dict[str, Any], status: dict[str, Any],
+                       *, cache: store.Store | None = None) -> bool:
+    """Merge-patch `status` when it differs from what the object has; True when written.
+
+    For objects with a single status writer (profiles, clusters). The result
+    goes into `cache` so the next reconcile does not decide on a stale copy.
+    """
     if not status_changed(body.get("status"), status):
         return False
     meta = body["metadata"]
     # Lists (conditions, services, inventory) are replaced whole by a merge patch.
-    await client.patch(body["apiVersion"], body["kind"], meta.get("namespace"), meta["name"],
-                       {"status": status}, subresource="status")
+    written = await client.patch(body["apiVersion"], body["kind"], meta.get("namespace"),
+                                 meta["name"], {"status": status}, subresource="status")
+    if cache is not None:
+        cache.put(body["kind"], written)
+    return True
+
+
+async def apply_status(client: kube.Client, body: dict[str, Any], fields: dict[str, Any], *,
+                       manager: str, cache: store.Store | None = None) -> bool:
+    """Server-side apply the status fields one writer owns; True when written.
+
+    ClusterSummary status has two writers (deployment and drift detection)
+    working concurrently; each applies only its own fields and condition
+    types under its own field manager, so neither can revert the other's
+    with a stale copy. Conditions merge by type (a list-map in the schema).
+    """
+    current = body.get("status") or {}
+    mine = {k: current.get(k) for k in fields}
+    if "conditions" in fields:
+        types_ = {c["type"] for c in fields["conditions"]}
+        mine["conditions"] = [c for c in current.get("conditions") or [] if c["type"] in types_]
+    if not status_changed(mine, fields):
+        return False
+    meta = body["metadata"]
+    patch = {"apiVersion": body["apiVersion"], "kind": body["kind"],
+             "metadata": {"name": meta["name"], "namespace": meta.get("namespace")},
+             "status": fields}
+    written = await client.apply(patch, field_manager=manager, subresource="status")
+    if cache is not None:
+        cache.put(body["kind"], written)
     return True

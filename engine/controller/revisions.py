@@ -62,10 +62,18 @@ async def ensure(ctx: context.Context, profile: dict[str, Any], *, in_use: set[i
     """The revision number of the profile's current content, recording it when new."""
     spec = profile.get("spec") or {}
     digest = content_hash(spec)
-    revs = history(ctx, profile)
-    for rev in revs:
-        if (rev["metadata"].get("annotations") or {}).get("flotilla.dev/hash") == digest:
-            return int(rev["revision"])
+    for attempt in ("cache", "api"):
+        revs = history(ctx, profile)
+        for rev in revs:
+            if (rev["metadata"].get("annotations") or {}).get("flotilla.dev/hash") == digest:
+                return int(rev["revision"])
+        if attempt == "cache":
+            # New content, or a cache still filling after a restart: ask the API before
+            # numbering a revision (ControllerRevisions are immutable).
+            for rev in await ctx.mgmt.list("apps/v1", "ControllerRevision",
+                                           namespace=namespace_for(profile),
+                                           label_selector=f"{LABEL_NAME}={profile['metadata']['name']}"):
+                ctx.store.put("ControllerRevision", rev)
     number = max([int(r.get("revision", 0)) for r in revs] + [0]) + 1
     meta = profile["metadata"]
     body = {

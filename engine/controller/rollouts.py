@@ -1,4 +1,4 @@
-"""Glue between a profile, its ClusterSummaries and the pure rollout planner (`engine.stages`).
+"""Glue between a profile, its ClusterSummaries and the pure rollout planner (`engine.rollout`).
 
 Used by the profile reconciler. Reads each matched cluster's standing from
 its ClusterSummary (assigned revision, provisioned revision, health and
@@ -15,7 +15,8 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import stages
+from engine import rollout
+from engine import rollout_state as rs
 from engine.controller import context, revisions
 from engine.model import types
 
@@ -46,6 +47,30 @@ def _hash_of(ctx: context.Context, profile: dict[str, Any], number: int) -> str:
     return revisions.content_hash(profile.get("spec") or {})
 
 
+def policy_of(spec: types.ProfileSpec) -> rs.RolloutPolicy:
+    """The planner's plain policy from the typed profile spec."""
+    ro = spec.rollout or types.RolloutSpec()
+    stage_policies = []
+    for stage in ro.stages:
+        sel = stage.cluster_selector
+        stage_policies.append(rs.StagePolicy(
+            name=stage.name,
+            selector_labels=dict(sel.match_labels) if sel is not None else None,
+            match_expressions=tuple(
+                rs.LabelRequirement(key=e.key, operator=str(e.operator),  # type: ignore[arg-type]
+                                    values=tuple(e.values))
+                for e in (sel.match_expressions if sel is not None else ())),
+            percent=stage.percent, max_update=stage.max_update,
+            manual_approval=stage.approval == types.Approval.MANUAL,
+            min_success_time=stage.min_success_time))
+    return rs.RolloutPolicy(
+        max_update=spec.max_update, stages=tuple(stage_policies),
+        min_success_time=ro.min_success_time, progress_deadline=ro.progress_deadline,
+        max_failures=ro.max_failures,
+        on_failure="Rollback" if ro.on_failure == types.OnFailure.ROLLBACK else "Pause",
+        paused=ro.paused)
+
+
 async def assign(ctx: context.Context, profile: dict[str, Any], spec: types.ProfileSpec,
                  revision: int, wanted: dict[str, tuple[str, str, str]],
                  existing: list[dict[str, Any]]) -> Outcome:
@@ -53,13 +78,16 @@ async def assign(ctx: context.Context, profile: dict[str, Any], spec: types.Prof
                if not s["metadata"].get("deletionTimestamp")}
     old = (profile.get("status") or {}).get("rollout") or {}
     last_good = old.get("lastGoodRevision")
-    if old.get("targetRevision") not in (None, revision):
-        failed_before: dict[str, str] = {}  # a new target forgets the old failures
-    else:
-        failed_before = {f["cluster"]: f.get("reason", "") for f in old.get("failedClusters")
-                         or [] if f.get("revision") in (None, revision)}
-    approvals = {a.strip() for a in ((profile["metadata"].get("annotations") or {}).get(
-        APPROVED) or "").split(",") if a.strip()}
+    failed_at = {f["cluster"]: int(f["revision"]) for f in old.get("failedClusters") or []
+                 if f.get("revision") is not None}
+    # Keep the reason a cluster failed with, not "failed earlier" on every later pass.
+    first_reason = {f["cluster"]: f.get("reason", "") for f in old.get("failedClusters") or []
+                    if f.get("revision") == revision and f.get("reason")}
+    approvals = set()
+    for entry in ((profile["metadata"].get("annotations") or {}).get(APPROVED) or "").split(","):
+        rev, _, stage = entry.strip().partition(":")
+        if rev == f"r{revision}" and stage:
+            approvals.add(stage)  # approvals count for one revision only
     key_of: dict[str, str] = {}
     states = []
     for sname, (cns, cname, _) in wanted.items():
@@ -67,39 +95,42 @@ async def assign(ctx: context.Context, profile: dict[str, Any], spec: types.Prof
         key_of[key] = sname
         summary = by_name.get(sname) or {}
         sspec, st = summary.get("spec") or {}, summary.get("status") or {}
-        target = sspec.get("revision") if summary else None
-        healthy = bool(st.get("phase") == "Provisioned" and st.get("healthy")
-                       and target is not None and st.get("revision") == target)
+        current = st.get("revision") if st.get("phase") in ("Provisioned", "Failed") else None
         cluster = ctx.store.get("WorkloadCluster", cns, cname) or {}
-        states.append(stages.ClusterState(
+        states.append(rs.ClusterState(
             key=key, labels=(cluster.get("metadata") or {}).get("labels") or {},
-            target=int(target) if target is not None else None, healthy=healthy,
-            healthy_since=_seconds(st.get("healthySince")) if healthy else None,
-            assigned_at=_seconds(sspec.get("assignedAt"))))
-    decision = stages.decide(
-        spec=spec.rollout, max_update=spec.max_update, target=revision,
+            current_revision=int(current) if current is not None else None,
+            target_revision=int(sspec["revision"]) if sspec.get("revision") else None,
+            healthy=bool(st.get("healthy")) and st.get("phase") == "Provisioned",
+            healthy_since=_seconds(st.get("healthySince")),
+            update_started=_seconds(sspec.get("assignedAt")),
+            reachable=bool((cluster.get("status") or {}).get("ready", True)),
+            failed_revision=failed_at.get(key)))
+    decision = rollout.decide(
+        policy_of(spec), revision=revision,
         last_good=int(last_good) if last_good is not None else None, clusters=states,
-        failed_before=failed_before, approvals=approvals,
-        now=datetime.datetime.now(datetime.UTC).timestamp())
+        approvals=approvals, now=datetime.datetime.now(datetime.UTC).timestamp())
     assigned = {key_of[k]: (rev, _hash_of(ctx, profile, rev))
                 for k, rev in decision.assign.items() if k in key_of}
-    status = {
-        "phase": decision.phase, "stage": decision.stage, "targetRevision": revision,
+    phase = str(decision.phase)
+    status: dict[str, Any] = {
+        "phase": phase, "stage": decision.stage or "", "targetRevision": revision,
         "message": decision.message,
-        "failedClusters": [{"cluster": k, "reason": v, "revision": revision}
+        # Remembered so a rolled-back cluster is not offered the same revision again.
+        "failedClusters": [{"cluster": k, "reason": first_reason.get(k, v), "revision": revision}
                            for k, v in sorted(decision.failed.items())],
     }
-    if decision.last_good is not None:
-        status["lastGoodRevision"] = decision.last_good
+    good = revision if decision.phase == rs.Phase.COMPLETE else last_good
+    if good is not None:
+        status["lastGoodRevision"] = int(good)
     events = []
-    if (old.get("stage"), old.get("phase")) != (decision.stage, decision.phase):
-        kind = "Warning" if decision.phase in ("Paused", "RollingBack", "Failed") \
-            and decision.failed else "Normal"
+    if (old.get("stage") or "", old.get("phase")) != (status["stage"], phase):
+        kind = "Warning" if phase in ("RollingBack", "Failed") else "Normal"
         reason = {"Complete": "RolloutComplete", "Paused": "RolloutPaused",
                   "RollingBack": "RollingBack", "WaitingApproval": "WaitingApproval",
-                  "Failed": "RolloutFailed"}.get(decision.phase, "StageProgressing")
+                  "Failed": "RolloutFailed"}.get(phase, "StageProgressing")
         events.append((kind, reason, f"revision {revision}: "
-                       f"{decision.stage + ': ' if decision.stage else ''}{decision.message}"))
+                       f"{status['stage'] + ': ' if status['stage'] else ''}{decision.message}"))
     return Outcome(assigned=assigned, status=status, requeue_after=decision.requeue_after,
                    events=events)
 

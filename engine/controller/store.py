@@ -14,6 +14,12 @@ Key = tuple[str, str, str]
 Body = dict[str, Any]
 
 
+def _version(body: Body) -> int:
+    # resourceVersions are opaque strings; etcd-backed servers use increasing integers.
+    rv = str(body.get("metadata", {}).get("resourceVersion", ""))
+    return int(rv) if rv.isdigit() else -1
+
+
 def key_of(kind: str, body: dict[str, Any]) -> Key:
     meta = body.get("metadata", {})
     return kind, meta.get("namespace") or "", meta.get("name", "")
@@ -24,7 +30,16 @@ class Store:
         self._objects: dict[str, dict[tuple[str, str], Body]] = {}
 
     def put(self, kind: str, body: Body) -> None:
+        """Remember body unless what we hold is newer.
+
+        The reconcilers put what their own writes return, ahead of the watch
+        event for them; an older event arriving afterwards must not roll the
+        cache back, or decisions (how many clusters are in flight) go stale.
+        """
         _, ns, name = key_of(kind, body)
+        held = self._objects.get(kind, {}).get((ns, name))
+        if held is not None and _version(held) > _version(body):
+            return
         self._objects.setdefault(kind, {})[(ns, name)] = body
 
     def drop(self, kind: str, namespace: str, name: str) -> None:

@@ -154,13 +154,41 @@ async def _record(ctx: context.Context, summary: dict[str, Any], profile: dict[s
         observed_generation=gen, now=now)
     status["conditions"] = cond
     before = (summary.get("status") or {}).get("phase")
-    if await reporting.patch_status(ctx.mgmt, summary, status) and before != result.phase:
+    if await _write(ctx, summary, status) and before != result.phase:
         kind = "Warning" if result.phase in ("Failed", "Conflict") else "Normal"
         await ctx.recorder.event(summary, type=kind, reason=result.reason, message=result.message)
         if kind == "Warning":
             await ctx.recorder.event(profile, type=kind, reason=result.reason,
                                      message=f"{spec['clusterRef']['name']}: {result.message}")
     return result.requeue_after
+
+
+# Status fields and condition types the drift engine owns (see reporting.apply_status).
+DRIFT_FIELDS = ("drift",)
+DRIFT_CONDITIONS = ("Drifted", "DriftFight")
+
+
+async def _write(ctx: context.Context, summary: dict[str, Any], status: dict[str, Any]) -> bool:
+    fields = {k: v for k, v in status.items() if k not in DRIFT_FIELDS}
+    fields["conditions"] = [c for c in status.get("conditions") or []
+                            if c["type"] not in DRIFT_CONDITIONS]
+    written = await reporting.apply_status(ctx.mgmt, summary, fields, manager="flotilla",
+                                           cache=ctx.store)
+    if written:
+        status_changed(ctx, summary)
+    return written
+
+
+def status_changed(ctx: context.Context, summary: dict[str, Any]) -> None:
+    """Wake who depends on a summary's status (the watch event finds the cache current)."""
+    ref = summary["spec"]["profileRef"]
+    ctx.enqueue(("profile", ref["kind"], ref.get("namespace") or "", ref["name"]))
+    cluster = summary["spec"]["clusterRef"]["name"]
+    for other in ctx.store.all("ClusterSummary", summary["metadata"]["namespace"]):
+        # Profiles that depend on this one wait for its summary on the same cluster.
+        if other["spec"]["clusterRef"]["name"] == cluster and other is not summary \
+                and other["metadata"]["name"] != summary["metadata"]["name"]:
+            ctx.enqueue(("summary", other["metadata"]["namespace"], other["metadata"]["name"]))
 
 
 async def _phase(ctx: context.Context, summary: dict[str, Any], status: dict[str, Any],
@@ -172,7 +200,7 @@ async def _phase(ctx: context.Context, summary: dict[str, Any], status: dict[str
         status.get("conditions"), type="Ready", status=False, reason=reason, message=message,
         observed_generation=summary["metadata"].get("generation"), now=reporting.now())
     try:
-        written = await reporting.patch_status(ctx.mgmt, summary, status)
+        written = await _write(ctx, summary, status)
     except kube.NotFound:
         return
     if written and phase == "Failed":
