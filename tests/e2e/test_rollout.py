@@ -1,4 +1,4 @@
-"""Staged rollouts on the real fleet: bounded in flight, canary first, health gates, undo, restarts."""
+"""Staged rollouts on the real fleet: bounded in flight, canary first, gates, undo, restarts."""
 
 from __future__ import annotations
 
@@ -168,8 +168,10 @@ _HEALTH = """  validateHealths:
     evaluateCEL: >-
       has(object.status.observedGeneration) &&
       object.status.observedGeneration >= object.metadata.generation &&
-      has(object.status.updatedReplicas) && object.status.updatedReplicas == object.spec.replicas &&
-      has(object.status.availableReplicas) && object.status.availableReplicas == object.spec.replicas
+      has(object.status.updatedReplicas) &&
+      object.status.updatedReplicas == object.spec.replicas &&
+      has(object.status.availableReplicas) &&
+      object.status.availableReplicas == object.spec.replicas
 """
 
 
