@@ -74,7 +74,7 @@ def _controller(args: argparse.Namespace) -> int:
 
     mirrors = dict(item.split("=", 1) for item in args.chart_mirror)
     controller_main.run(args.kubeconfig, mirrors=mirrors, mirror_configmap=args.mirror_configmap,
-                        verbose=args.verbose)
+                        verbose=args.verbose, metrics_port=args.metrics_port)
     return 0
 
 
@@ -144,6 +144,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="UPSTREAM=LOCAL chart repository URL map (repeatable)")
     ctl.add_argument("--mirror-configmap", default="flotilla-system/flotilla-chart-mirrors",
                      help="NAMESPACE/NAME of a ConfigMap holding more UPSTREAM: LOCAL pairs")
+    ctl.add_argument("--metrics-port", type=int, default=0,
+                     help="serve Prometheus metrics on 127.0.0.1:PORT (0: off)")
     ctl.add_argument("--verbose", action="store_true")
     ctl.set_defaults(func=_controller)
 

@@ -119,12 +119,16 @@ class Engine:
         self.fleet, self.repo, self.mgmt, self.workdir = fleet, repo, mgmt, workdir
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        from engine.devfleet import procs
+
+        self.metrics_port = procs.free_port()
 
     def start(self) -> None:
         argv = [sys.executable, "-m", "engine.cli", "controller", "--kubeconfig",
                 self.fleet.management.kubeconfig]
         for upstream in UPSTREAMS:
             argv += ["--chart-mirror", f"{upstream}={self.repo.url}"]
+        argv += ["--metrics-port", str(self.metrics_port)]
         self.starts += 1
         log = open(self.workdir / f"controller-{self.starts}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -142,6 +146,12 @@ class Engine:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as resp:
+            return str(resp.read().decode())
 
     def cluster(self, name: str) -> Kubectl:
         return Kubectl(next(c.kubeconfig for c in self.fleet.clusters if c.name == name))

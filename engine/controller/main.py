@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import kopf
+import prometheus_client
 
 from engine.controller import handlers
 
@@ -28,8 +29,11 @@ def configure(kubeconfig: str, mirrors: Mapping[str, str], mirror_configmap: str
 
 def run(kubeconfig: str, *, mirrors: Mapping[str, str], mirror_configmap: str = "",
         verbose: bool = False, stop_flag: threading.Event | None = None,
-        ready_flag: threading.Event | None = None) -> None:
+        ready_flag: threading.Event | None = None, metrics_port: int = 0) -> None:
     configure(kubeconfig, mirrors, mirror_configmap)
+    if metrics_port:
+        # flotilla_drift_* counters and gauges (engine.controller.driftctl), plus process stats.
+        prometheus_client.start_http_server(metrics_port, addr="127.0.0.1")
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     if not verbose:
         logging.getLogger("kopf").setLevel(logging.WARNING)

@@ -105,6 +105,10 @@ class TestDetection:
         assert cond and cond["status"] == "True"
         eventually(lambda: (engine.profile(name).get("status") or {}).get("drifted") == 1,
                    what="profile counts the drifted cluster")
+        metrics = engine.metrics()
+        assert f'flotilla_drifted_objects{{cluster="{FLEET_NS}/{CLUSTER}",profile="{name}"}} 1.0' \
+            in metrics
+        assert "flotilla_drift_detected_total{" in metrics
         mgmt("delete", "clusterprofile", name, "--timeout=60s")
 
     def test_deleted_object_recreated_or_reported(self, engine: Engine, mgmt: Kubectl) -> None:

@@ -234,3 +234,91 @@ def _writes(kubectl: Kubectl) -> int:
                 f'verb="{v}"' in line for v in ("POST", "PUT", "PATCH", "DELETE", "APPLY")):
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
+
+
+class TestTenancyAndValues:
+    """Profiles stay in their namespace; values are templated per cluster and merged."""
+
+    def test_profile_sees_only_its_namespace(self, engine: Engine, mgmt: Kubectl,
+                                             namespace: str) -> None:
+        label = f"t-{_uid()}"
+        mgmt("label", "workloadcluster", "-n", FLEET_NS, "cluster-4", f"{label}=on")
+        for ns in (FLEET_NS, namespace):
+            mgmt.apply(f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: tenant, namespace: {ns}}}
+data:
+  cm.yaml: "{{apiVersion: v1, kind: ConfigMap,
+            metadata: {{name: tenant-{ns}, namespace: default}}}}"
+---
+apiVersion: flotilla.dev/v1alpha1
+kind: Profile
+metadata: {{name: tenant, namespace: {ns}}}
+spec:
+  clusterSelector: {{matchLabels: {{{label}: "on"}}}}
+  policyRefs: [{{kind: ConfigMap, name: tenant}}]
+""")
+        target = engine.cluster("cluster-4")
+        eventually(lambda: target.get("configmap", f"tenant-{FLEET_NS}", "-n", "default"),
+                   what="the fleet-namespace Profile deployed")
+        time.sleep(2)
+        other = mgmt.get("profile", "tenant", "-n", namespace) or {}
+        assert (other.get("status") or {}).get("matched") == 0
+        assert target.get("configmap", f"tenant-{namespace}", "-n", "default") is None
+        for ns in (FLEET_NS, namespace):
+            mgmt("delete", "profile", "tenant", "-n", ns, "--timeout=60s")
+
+    def test_templated_values_and_values_from(self, engine: Engine, mgmt: Kubectl,
+                                              tmp_path: Path) -> None:
+        name, label, ns = f"val-{_uid()}", f"t-{_uid()}", f"val-{_uid()}"
+        hits_before = sum("standin-app-0.1.0.tgz" in h for h in engine.repo.hits)
+        mgmt.apply(f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}-values, namespace: flotilla-system}}
+data:
+  values.yaml: |
+    data: {{tier: gold, nodes: "{{{{ cluster.status.facts.nodes }}}}"}}
+---
+apiVersion: flotilla.dev/v1alpha1
+kind: ClusterProfile
+metadata: {{name: {name}}}
+spec:
+  clusterSelector: {{matchLabels: {{{label}: "on"}}}}
+  helmCharts:
+  - repositoryURL: '{engine.repo.url}'
+    chartName: standin-app
+    chartVersion: 0.1.0
+    releaseName: vals
+    releaseNamespace: {ns}
+    values: |
+      data:
+        cluster: "{{{{ cluster.metadata.name }}}}"
+    valuesFrom: [{{kind: ConfigMap, namespace: flotilla-system, name: {name}-values}}]
+""")
+        for cluster in ("cluster-1", "cluster-5"):
+            _label(mgmt, cluster, label)
+        engine.wait_ready(name, 2)
+        for cluster, nodes in (("cluster-1", "4"), ("cluster-5", "0")):
+            helm = Helm(engine.kubeconfig(cluster), tmp_path / cluster)
+            values = json.loads(helm("get", "values", "vals", "-n", ns, "-o", "json"))
+            assert values["data"] == {"cluster": cluster, "tier": "gold", "nodes": nodes}
+        # One chart version, two clusters: fetched at most once into the cache.
+        assert sum("standin-app-0.1.0.tgz" in h for h in engine.repo.hits) - hits_before <= 1
+        mgmt("delete", "clusterprofile", name, "--timeout=60s")
+
+    def test_leave_policies(self, engine: Engine, mgmt: Kubectl) -> None:
+        name, label, ns = f"leave-{_uid()}", f"t-{_uid()}", f"leave-{_uid()}"
+        mgmt.apply(_manifests_profile(name, label, ns,
+                                      extra="  stopMatchingBehavior: LeavePolicies\n"))
+        _label(mgmt, "cluster-6", label)
+        engine.wait_ready(name, 1)
+        _label(mgmt, "cluster-6", label, on=False)
+        eventually(lambda: (engine.profile(name).get("status") or {}).get("matched") == 0,
+                   what="unmatched")
+        eventually(lambda: not mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
+                                         f"flotilla.dev/profile-name={name}")["items"],
+                   what="summary gone")
+        assert engine.cluster("cluster-6").get("configmap", f"{name}-settings", "-n", ns)
+        mgmt("delete", "clusterprofile", name, "--timeout=60s")
