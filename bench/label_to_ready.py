@@ -38,16 +38,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import benchkube as bk
 import benchlib as bl
 import yaml
 
@@ -68,139 +65,6 @@ MANIFEST_TARGET_S = 2.0
 CHART_TARGET_S = 15.0
 CHART_TARGET_N = 10
 WORKLOAD_CLUSTERS = 10
-
-
-# -- the controller process -------------------------------------------------------------------
-
-
-class Controller:
-    """`flotilla controller` as a child process in its own session, with caches under /tmp."""
-
-    def __init__(self, kubeconfig_path: str, workdir: Path, mirrors: dict[str, str]) -> None:
-        self.workdir = workdir
-        self.log = workdir / "controller.log"
-        self.argv = [sys.executable, "-m", "engine.cli", "controller",
-                     "--kubeconfig", kubeconfig_path]
-        for upstream, local in sorted(mirrors.items()):
-            self.argv += ["--chart-mirror", f"{upstream}={local}"]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        cache = self.workdir / "cache"
-        # Same binaries, but its chart cache, cluster kubeconfigs and helm's own
-        # folders live in our temp dir instead of ~/.cache.
-        env = dict(os.environ, FLOTILLA_CACHE=str(cache),
-                   KUBEBUILDER_ASSETS=str(testbin.path()),
-                   HELM_CACHE_HOME=str(cache / "helm-cache"),
-                   HELM_CONFIG_HOME=str(cache / "helm-config"),
-                   HELM_DATA_HOME=str(cache / "helm-data"))
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env, cwd=bl.ROOT,
-                                         start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def check_alive(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            code = None if self.proc is None else self.proc.returncode
-            raise bl.BenchError(f"the controller exited (code {code}); log {self.log}:\n"
-                                f"{self.tail()}")
-
-    def tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        """SIGTERM its process group (it and any helm it runs), SIGKILL after 15 s."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        else:
-            # It exited by itself; helm children it left behind share its process group.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc = None
-
-
-# -- watching for "the first moment something holds" -----------------------------------------
-
-
-Predicate = Callable[[dict[str, Obj]], bool]
-
-
-class Tracker:
-    """A live copy of one collection (list, then watch) noting when a predicate first holds."""
-
-    def __init__(self, client: kube.Client, api_version: str, kind: str, pred: Predicate, *,
-                 namespace: str | None = None, label_selector: str | None = None,
-                 what: str = "") -> None:
-        self.client, self.api_version, self.kind, self.pred = client, api_version, kind, pred
-        self.namespace, self.label_selector = namespace, label_selector
-        self.what = what or f"{kind} on {client.name}"
-        self.objects: dict[str, Obj] = {}
-        self.listed = asyncio.Event()
-        self.done = asyncio.Event()
-        self.done_at: float | None = None
-        self.last_error = ""
-
-    def _check(self) -> None:
-        if not self.done.is_set() and self.pred(self.objects):
-            self.done_at = time.monotonic()
-            self.done.set()
-
-    async def run(self) -> None:
-        while not self.done.is_set():
-            try:
-                res = await self.client.resource(self.api_version, self.kind)
-                params = {"labelSelector": self.label_selector} if self.label_selector else None
-                doc = await self.client.request("GET", res.path(self.namespace), params=params)
-                self.objects = {_key(o): o for o in doc.get("items", [])}
-                self._check()
-                self.listed.set()
-                async for type_, obj in self.client.watch(
-                        self.api_version, self.kind, namespace=self.namespace,
-                        label_selector=self.label_selector,
-                        resource_version=doc["metadata"]["resourceVersion"], timeout_seconds=120):
-                    if type_ == "BOOKMARK":
-                        continue
-                    if type_ == "DELETED":
-                        self.objects.pop(_key(obj), None)
-                    else:
-                        self.objects[_key(obj)] = obj
-                    self._check()
-                    if self.done.is_set():
-                        return
-            except errors.FlotillaError as exc:  # expired resourceVersion, a dropped stream
-                self.last_error = str(exc)
-                await asyncio.sleep(0.2)
-
-
-def _key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace') or ''}/{meta.get('name')}"
-
-
-def _has_name(name: str) -> Predicate:
-    return lambda objects: name in _names(objects)
-
-
-def _names(objects: dict[str, Obj]) -> set[str]:
-    return {o["metadata"]["name"] for o in objects.values()
-            if not o["metadata"].get("deletionTimestamp")}
 
 
 # -- profiles ---------------------------------------------------------------------------------
@@ -250,7 +114,7 @@ class Sample:
 class Bench:
     mgmt: kube.Client
     workload: dict[str, kube.Client]
-    controller: Controller
+    controller: bk.Controller
     repo_url: str
     timeout: float
     samples: list[Sample] = field(default_factory=list)
@@ -344,21 +208,21 @@ class Bench:
         await asyncio.gather(*(self.mgmt.patch(API, "WorkloadCluster", FLEET_NS, n, patch)
                                for n in names))
 
-    def trackers(self, kind: str, targets: Sequence[str], namespace: str) -> list[Tracker]:
+    def trackers(self, kind: str, targets: Sequence[str], namespace: str) -> list[bk.Tracker]:
         """What 'applied' means on each target cluster, as watch predicates."""
         out = []
         for name in targets:
             client = self.workload[name]
             if kind == "manifests":
                 selector = f"{PROFILE_NAME_LABEL}={PROFILES[kind]}"
-                out.append(Tracker(client, "v1", "Namespace", _has_name(namespace),
-                                   label_selector=selector, what=f"Namespace on {name}"))
-                out.append(Tracker(client, "v1", "ConfigMap",
-                                   lambda objs: {"settings", "flags"} <= _names(objs),
-                                   namespace=namespace, label_selector=selector,
-                                   what=f"ConfigMaps on {name}"))
+                out.append(bk.Tracker(client, "v1", "Namespace", bk.has_name(namespace),
+                                      label_selector=selector, what=f"Namespace on {name}"))
+                out.append(bk.Tracker(client, "v1", "ConfigMap",
+                                      lambda objs: {"settings", "flags"} <= bk.names(objs),
+                                      namespace=namespace, label_selector=selector,
+                                      what=f"ConfigMaps on {name}"))
             else:
-                out.append(Tracker(client, "v1", "Secret", lambda objs: any(
+                out.append(bk.Tracker(client, "v1", "Secret", lambda objs: any(
                     (o["metadata"].get("labels") or {}).get("status") == "deployed"
                     for o in objs.values()), namespace=RELEASE_NS,
                     label_selector=f"owner=helm,name={RELEASE}",
@@ -404,7 +268,7 @@ class Bench:
             await self.mgmt.apply(_policy_configmap(policy_cm, namespace),
                                   field_manager="flotilla-bench")
             await self.set_profile(kind, policy_cm)
-        profile_done = Tracker(self.mgmt, API, "ClusterProfile", lambda objs: any(
+        profile_done = bk.Tracker(self.mgmt, API, "ClusterProfile", lambda objs: any(
             o["metadata"]["name"] == PROFILES[kind]
             and (o.get("status") or {}).get("ready") == n
             and (o.get("status") or {}).get("matched") == n for o in objs.values()),
@@ -447,7 +311,7 @@ class Bench:
         self.samples.append(sample)
         return sample
 
-    def _all_listed(self, trackers: Sequence[Tracker]) -> Callable[[], Any]:
+    def _all_listed(self, trackers: Sequence[bk.Tracker]) -> Callable[[], Any]:
         async def probe() -> bool:
             return all(t.listed.is_set() for t in trackers)
         return probe
@@ -479,7 +343,7 @@ class Usage:
     hwm_kib: int = 0
 
 
-async def run_all(started: fleet.Fleet, controller: Controller, repo_url: str,
+async def run_all(started: fleet.Fleet, controller: bk.Controller, repo_url: str,
                   kinds: Sequence[str], sizes: Sequence[int], reps: int, timeout: float,
                   usage: Usage) -> list[Sample]:
     mgmt = kube.Client(kubeconfig.load(started.management.kubeconfig), name="management")
@@ -604,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     work = bl.temp_dir("l2r")
     fleet_dir = work / "fleet"
     repo: ChartRepo | None = None
-    controller: Controller | None = None
+    controller: bk.Controller | None = None
     usage = Usage()
     try:
         bl.heading(f"setup: 1 management + {WORKLOAD_CLUSTERS} api-only workload clusters")
@@ -619,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         repo = ChartRepo(work / "charts")
         bl.note(f"CRDs + catalog installed, {len(started.clusters)} clusters registered, "
                 f"chart repository at {repo.url}")
-        controller = Controller(mgmt_kc, work, {u: repo.url for u in _catalog_upstreams()})
+        controller = bk.Controller(mgmt_kc, work, {u: repo.url for u in _catalog_upstreams()})
         controller.start()
         bl.note(f"controller pid {controller.pid}, log {controller.log}")
         samples = asyncio.run(run_all(started, controller, repo.url, kinds, sizes, reps,

@@ -38,7 +38,6 @@ class Runner:
         status = summary.get("status") or {}
         self.old_rows = {r.get("name"): r for r in status.get("services") or []}
         self.taken: list[str] = []  # owners we took something over from (lower tier)
-        self.verify = False  # re-check ownership of unchanged items too
         self.recorded = [plan.InventoryEntry.from_dict(r) for r in status.get("inventory") or []]
 
     def _row(self, item: plan.DesiredItem, state: str, message: str = "", *,
@@ -77,7 +76,8 @@ class Runner:
                 if item.key in changed:
                     await self._apply(item)
                     result.inventory[item.key] = item.hash
-                elif self.verify:
+                else:
+                    # Unchanged, but a lower tier may have taken it over since: one GET.
                     await self.conn.workload.still_ours(item.key, self.owner)
                 ok, why = await self._health(item)
             except errors.ConflictError as exc:

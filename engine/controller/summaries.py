@@ -80,7 +80,6 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
             return None
         owner = owner_of(summary, pspec.tier)
         runner = deploy.Runner(ctx, conn, owner, pspec, summary, want)
-        runner.verify = verify
         if gated:
             result = await runner.health_only()
         elif pspec.sync_mode == types.SyncMode.DRY_RUN:

@@ -72,24 +72,29 @@ def _ours(pid: int, fleet_dir: Path) -> bool:
 
 def stop_all(fleet_dir: Path, timeout: float = 10.0) -> list[int]:
     """SIGTERM every recorded process group, SIGKILL what remains; returns the pids stopped."""
-    targets = [pid for pid, _ in recorded(fleet_dir) if alive(pid) and _ours(pid, fleet_dir)]
-    # API servers and controllers first, etcd last, so nothing logs storage errors on the way out.
-    order = sorted(targets, key=lambda p: dict((pid, n) for pid, n in recorded(fleet_dir))
-                   .get(p, "") == "etcd")
-    for pid in order:
+    names = dict(recorded(fleet_dir))
+    targets = [pid for pid in names if alive(pid) and _ours(pid, fleet_dir)]
+    # Everything else first and etcd only once they are gone: an API server whose
+    # storage vanished hangs until killed, which made every `down` take the full timeout.
+    _stop([p for p in targets if names[p] != "etcd"], timeout)
+    _stop([p for p in targets if names[p] == "etcd"], timeout)
+    (fleet_dir / PID_FILE).unlink(missing_ok=True)
+    return targets
+
+
+def _stop(pids: list[int], timeout: float) -> None:
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(p) for p in targets):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         _reap()
-        time.sleep(0.1)
-    for pid in targets:
+        time.sleep(0.05)
+    for pid in pids:
         if alive(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
     _reap()
-    (fleet_dir / PID_FILE).unlink(missing_ok=True)
-    return targets
 
 
 def _reap() -> None:

@@ -214,10 +214,17 @@ class TestHashGate:
         eventually(lambda: condition(mgmt.get("workloadcluster", "cluster-6", "-n", FLEET_NS),
                                      "Ready"), what="controller back")
         time.sleep(8)
-        assert _writes(target) == before, "a restarted controller redeployed"
+        after = _writes(target)
+        assert after == before, f"a restarted controller redeployed: {_write_lines(target)}"
         assert target.json("get", "configmap", f"{name}-settings", "-n", ns)[
             "metadata"]["resourceVersion"] == cm_version
         mgmt("delete", "clusterprofile", name, "--timeout=60s")
+
+
+def _write_lines(kubectl: Kubectl) -> list[str]:
+    return [line for line in kubectl("get", "--raw", "/metrics").splitlines()
+            if line.startswith("apiserver_request_total{") and 'resource="leases"' not in line
+            and any(f'verb="{v}"' in line for v in ("POST", "PUT", "PATCH", "DELETE", "APPLY"))]
 
 
 def _writes(kubectl: Kubectl) -> int:
