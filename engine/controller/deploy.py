@@ -47,7 +47,7 @@ class Runner:
         failures = int(old.get("consecutiveFailures", 0))
         failures = failures + 1 if state in ("Failed", "FailedNonRetriable") else 0
         row = {"name": name, "kind": kind, "status": state, "message": message[:2000],
-               "consecutiveFailures": failures, "version": version,
+               "consecutiveFailures": failures, "version": version, "hash": item.hash,
                "lastAppliedTime": reporting.now() if applied else old.get("lastAppliedTime", "")}
         if healthy is not None:
             row["healthy"] = healthy
@@ -72,6 +72,15 @@ class Runner:
                         item, "Provisioning", f"waiting for {', '.join(waiting)} to be healthy"))
                     healthy_releases[rel.release_name] = False
                     continue
+            old = self.old_rows.get(_describe(item)[0]) or {}
+            if item.key in changed and old.get("status") == "FailedNonRetriable" \
+                    and old.get("hash") == item.hash:
+                # The same input cannot succeed: wait for a change instead of retrying on
+                # every unrelated event.
+                result.services.append(dict(old))
+                if not self.pspec.continue_on_error:
+                    blocked = f"{_describe(item)[0]} failed"
+                continue
             try:
                 if item.key in changed:
                     await self._apply(item)

@@ -269,6 +269,7 @@ def cluster_summary_status() -> Schema:
         "lastAppliedTime": string("When it was last applied (RFC 3339)."),
         "version": string("Deployed chart or service version."),
         "healthy": boolean("Its health checks pass."),
+        "hash": string("Hash of the desired item this row is about."),
     })
     item = coordinates("A deployed object.", ("hash", string("Hash of the applied object.")))
     drift = coordinates("An object that no longer matches what was applied.",
