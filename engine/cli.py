@@ -143,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     ctl.add_argument("--chart-mirror", action="append", default=[],
                      help="UPSTREAM=LOCAL chart repository URL map (repeatable)")
     ctl.add_argument("--mirror-configmap", default="flotilla-system/flotilla-chart-mirrors",
-                     help="NAMESPACE/NAME of a ConfigMap holding more UPSTREAM: LOCAL pairs")
+                     help="NAMESPACE/NAME of a ConfigMap whose values hold more "
+                          "UPSTREAM=LOCAL lines")
     ctl.add_argument("--metrics-port", type=int, default=0,
                      help="serve Prometheus metrics on 127.0.0.1:PORT (0: off)")
     ctl.add_argument("--verbose", action="store_true")

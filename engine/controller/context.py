@@ -82,8 +82,13 @@ class Context:
     def mirrors(self) -> dict[str, str]:
         """Static --chart-mirror flags, overlaid by the mirror ConfigMap when present."""
         merged = dict(self.static_mirrors)
+        # ConfigMap keys cannot hold URLs, so each value holds "UPSTREAM=LOCAL" lines.
         for cm in self.store.all("MirrorConfigMap"):
-            merged.update({k: v for k, v in (cm.get("data") or {}).items() if v})
+            for text in (cm.get("data") or {}).values():
+                for line in str(text).splitlines():
+                    upstream, sep, local = line.strip().partition("=")
+                    if sep and upstream and local and not upstream.startswith("#"):
+                        merged[upstream.strip()] = local.strip()
         return merged
 
 

@@ -329,3 +329,50 @@ spec:
                    what="summary gone")
         assert engine.cluster("cluster-6").get("configmap", f"{name}-settings", "-n", ns)
         mgmt("delete", "clusterprofile", name, "--timeout=60s")
+
+
+class TestMirrorsAndDependencies:
+    """The mirror map also lives in a ConfigMap; profile dependsOn orders and extends."""
+
+    def test_mirror_configmap(self, engine: Engine, mgmt: Kubectl) -> None:
+        name, label, ns = f"mir-{_uid()}", f"t-{_uid()}", f"mir-{_uid()}"
+        upstream = f"https://charts-{_uid()}.example.invalid/stable"
+        mgmt.apply(f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: flotilla-chart-mirrors, namespace: flotilla-system}}
+data: {{mirrors: "{upstream}={engine.repo.url}"}}
+---
+apiVersion: flotilla.dev/v1alpha1
+kind: ClusterProfile
+metadata: {{name: {name}}}
+spec:
+  clusterSelector: {{matchLabels: {{{label}: "on"}}}}
+  helmCharts:
+  - {{repositoryURL: '{upstream}', chartName: multi-b, chartVersion: 0.1.0,
+      releaseName: mirrored, releaseNamespace: {ns}}}
+""")
+        _label(mgmt, "cluster-5", label)
+        engine.wait_ready(name, 1)
+        assert engine.cluster("cluster-5").get("configmap", "mirrored", "-n", ns)
+        mgmt("delete", "clusterprofile", name, "--timeout=60s")
+
+    def test_depends_on_profile(self, engine: Engine, mgmt: Kubectl) -> None:
+        base, app, label, ns = f"base-{_uid()}", f"app-{_uid()}", f"t-{_uid()}", f"dep-{_uid()}"
+        mgmt.apply(_manifests_profile(base, f"never-{_uid()}", ns))
+        mgmt.apply(_manifests_profile(app, label, ns, extra=f"  dependsOn: [{base}]\n")
+                   .replace(f"{app}-settings", f"{app}-app"))
+        _label(mgmt, "cluster-4", label)
+        engine.wait_ready(app, 1)
+        summaries = {s["spec"]["profileRef"]["name"]: s for s in mgmt.json(
+            "get", "clustersummaries", "-n", FLEET_NS, "-l",
+            "flotilla.dev/cluster-name=cluster-4")["items"]}
+        # The base profile selects nothing itself; it goes where its dependants go.
+        assert summaries[base]["spec"]["reason"] == "DependsOn"
+        assert summaries[app]["spec"]["reason"] == "Selector"
+        target = engine.cluster("cluster-4")
+        base_cm = target.json("get", "configmap", f"{base}-settings", "-n", ns)
+        app_cm = target.json("get", "configmap", f"{app}-app", "-n", ns)
+        assert base_cm["metadata"]["creationTimestamp"] <= app_cm["metadata"]["creationTimestamp"]
+        for name in (app, base):
+            mgmt("delete", "clusterprofile", name, "--timeout=60s")
