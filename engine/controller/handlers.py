@@ -62,7 +62,41 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     c.drift = driftctl.DriftEngine(c)
     c.queue = queue.WorkQueue(lambda key: dispatch(c, key), workers=16, name="flotilla")
     STATE["ctx"] = c
+    await _preload(c)
     STATE["task"] = asyncio.create_task(c.queue.run())
+
+
+# What the reconcilers read, listed completely before any of them runs: deciding on a
+# half-filled cache after a restart would see profiles without their clusters and
+# withdraw everything. kopf's own watches keep the cache current afterwards.
+_PRELOAD = (("WorkloadCluster", context.API_VERSION), ("CatalogService", context.API_VERSION),
+            ("ClusterProfile", context.API_VERSION), ("Profile", context.API_VERSION),
+            ("ClusterSummary", context.API_VERSION))
+
+
+async def _preload(c: context.Context) -> None:
+    delay = 0.5
+    while True:
+        try:
+            for kind, api_version in _PRELOAD:
+                for body in await c.mgmt.list(api_version, kind):
+                    c.store.put(kind, body)
+            for body in await c.mgmt.list("apps/v1", "ControllerRevision",
+                                          label_selector="flotilla.dev/profile-name"):
+                c.store.put("ControllerRevision", body)
+            break
+        except (kube.ApiError, kube.Unreachable) as exc:  # e.g. CRDs not installed yet
+            log.warning("preloading the cache: %s; retrying", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    for kind in context.PROFILE_KINDS:
+        for body in c.store.all(kind):
+            meta = body["metadata"]
+            c.enqueue(("profile", kind, meta.get("namespace") or "", meta["name"]))
+    for body in c.store.all("ClusterSummary"):
+        c.enqueue(("summary", body["metadata"]["namespace"], body["metadata"]["name"]))
+    for body in c.store.all("WorkloadCluster"):
+        c.enqueue(("cluster", body["metadata"]["namespace"], body["metadata"]["name"]))
 
 
 @kopf.on.cleanup()

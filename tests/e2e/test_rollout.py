@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from typing import Any
@@ -93,29 +92,38 @@ class TestMaxUpdate:
     """No moment has more clusters between revisions than maxUpdate."""
 
     def test_in_flight_bounded(self, engine: Engine, mgmt: Kubectl) -> None:
-        ro = Rollout(engine, mgmt, API_ONLY, "  maxUpdate: 2\n  rollout: {minSuccessTime: 1s}")
+        ro = Rollout(engine, mgmt, API_ONLY, "  maxUpdate: 2")
         ro.publish(1)
         ro.wait_complete(1)
+        # Revision 2 is healthy on a cluster only once the test says so (a label on the
+        # deployed ConfigMap), which makes every wave observable.
+        ro.spec_extra += f"""
+  validateHealths:
+  - {{name: released, version: v1, kind: ConfigMap, namespace: {ro.ns}, objectName: app,
+      evaluateCEL: "object.data.version == '2' && has(object.metadata.labels) &&
+                    'released' in object.metadata.labels"}}
+"""
+        ro.publish(2)
         seen: list[int] = []
-        stop = threading.Event()
+        released: list[str] = []
 
-        def sample() -> None:
-            while not stop.is_set():
-                moving = [c for c, s in ro.summaries().items()
-                          if s["spec"].get("revision") == 2
-                          and not ((s.get("status") or {}).get("revision") == 2
-                                   and s["status"].get("healthy"))]
-                seen.append(len(moving))
+        def moving() -> list[str]:
+            return [c for c, s in ro.summaries().items() if s["spec"].get("revision") == 2
+                    and not ((s.get("status") or {}).get("revision") == 2
+                             and s["status"].get("healthy"))]
 
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
-        try:
-            ro.publish(2)
-            ro.wait_complete(2)
-        finally:
-            stop.set()
-            thread.join()
-        assert len(seen) >= 10 and max(seen) <= 2 and max(seen) >= 1, seen
+        while len(released) < len(API_ONLY):
+            flight = eventually(moving, timeout=30, what="a cluster in flight")
+            time.sleep(1.5)  # give the controller every chance to overshoot
+            flight = moving()
+            seen.append(len(flight))
+            assert len(flight) <= 2, f"{flight} in flight with maxUpdate 2"
+            cluster = sorted(flight)[0]
+            engine.cluster(cluster)("label", "configmap", "app", "-n", ro.ns, "released=yes")
+            released.append(cluster)
+            eventually(lambda c=cluster: c in ro.at(2), timeout=30, what=f"{cluster} healthy")
+        ro.wait_complete(2)
+        assert seen[0] == 2, seen
         ro.close()
 
 
