@@ -88,6 +88,7 @@ def workload_cluster_status() -> Schema:
             "lastProbeTime": string("When the cluster was last probed (RFC 3339)."),
         }),
         "version": string("Kubernetes version, e.g. v1.37.2."),
+        "observedGeneration": count("Last metadata.generation acted on.", fmt="int64"),
         "facts": obj("Facts read from the cluster's nodes; CEL selectors see them.", {
             "nodes": count("Number of nodes."),
             "gpuNodes": count("Nodes with at least one GPU."),

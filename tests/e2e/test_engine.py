@@ -206,10 +206,13 @@ class TestHashGate:
         target = engine.cluster("cluster-6")
         time.sleep(2)  # let the last status writes settle
         before = _writes(target)
+        mgmt_before = _writes(mgmt)
         cm_version = target.json("get", "configmap", f"{name}-settings", "-n", ns)[
             "metadata"]["resourceVersion"]
         time.sleep(30)
         assert _writes(target) == before, "an idle controller wrote to a workload cluster"
+        assert _writes(mgmt) == mgmt_before, \
+            f"an idle controller wrote to the management cluster: {_write_lines(mgmt)}"
         engine.restart()
         eventually(lambda: condition(mgmt.get("workloadcluster", "cluster-6", "-n", FLEET_NS),
                                      "Ready"), what="controller back")
