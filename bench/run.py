@@ -23,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fleet_up.py", ("--quick", "--cold")),
     ("label_to_ready.py", ("--quick",)),
+    ("drift_idle.py", ("--quick",)),
+    ("rollout_waves.py", ("--quick",)),
 )
 
 

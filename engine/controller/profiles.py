@@ -156,7 +156,7 @@ async def _ensure_summary(ctx: context.Context, profile: dict[str, Any], sname: 
         return  # nothing changed: no management write either
     # The progress deadline counts from the moment a cluster is told to move.
     moved = old_spec.get("revision") != revision or not old_spec.get("assignedAt")
-    spec["assignedAt"] = reporting.now() if moved else old_spec["assignedAt"]
+    spec["assignedAt"] = reporting.now_precise() if moved else old_spec["assignedAt"]
     labels = {PROFILE_LABEL_KIND: profile["kind"], PROFILE_LABEL_NAME: pmeta["name"],
               CLUSTER_LABEL: cname}
     if pmeta.get("namespace"):

@@ -32,12 +32,19 @@ class WorkQueue:
         self._active: set[Hashable] = set()
         self._again: set[Hashable] = set()
         self._delayed: list[tuple[float, int, Hashable]] = []
+        self._due: dict[Hashable, float] = {}  # the one pending delayed run per key
         self._counter = itertools.count()
         self._wake = asyncio.Event()
 
     def add(self, key: Hashable, *, after: float = 0.0) -> None:
         if after > 0:
-            heapq.heappush(self._delayed, (time.monotonic() + after, next(self._counter), key))
+            due = time.monotonic() + after
+            # One pending delayed run per key, the earliest: "again within N seconds" twice
+            # must not become two periodic chains (cluster probes ran twice as often).
+            if key in self._due and self._due[key] <= due:
+                return
+            self._due[key] = due
+            heapq.heappush(self._delayed, (due, next(self._counter), key))
             self._wake.set()
             return
         if key in self._active:
@@ -47,13 +54,16 @@ class WorkQueue:
             self._ready.put_nowait(key)
 
     def pending(self) -> int:
-        return len(self._queued) + len(self._active) + len(self._delayed)
+        return len(self._queued) + len(self._active) + len(self._due)
 
     async def _timers(self) -> None:
         while True:
             now = time.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
-                _, _, key = heapq.heappop(self._delayed)
+                due, _, key = heapq.heappop(self._delayed)
+                if self._due.get(key) != due:
+                    continue  # superseded by an earlier request for the same key
+                del self._due[key]
                 self.add(key)
             timeout = self._delayed[0][0] - now if self._delayed else None
             self._wake.clear()

@@ -27,6 +27,11 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def now_precise() -> str:
+    """RFC 3339 with microseconds, for timestamps that gates measure (soak, deadline)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def describe(exc: BaseException) -> tuple[str, str, bool]:
     """(reason, message, retriable) for any error a reconcile may meet."""
     if isinstance(exc, errors.FlotillaError):

@@ -138,7 +138,7 @@ async def _record(ctx: context.Context, summary: dict[str, Any], profile: dict[s
             status.pop("healthySince", None)
         status["hash"], status["revision"] = want.hash, spec.get("revision")
         if result.healthy:
-            status.setdefault("healthySince", reporting.now())
+            status.setdefault("healthySince", reporting.now_precise())
     else:
         status.pop("healthySince", None)
     now = reporting.now()
