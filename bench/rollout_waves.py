@@ -346,8 +346,8 @@ def report(samples: Sequence[Sample], values: Sequence[int | str], usage: dict[s
     bl.note("all healthy: t0 → the last cluster Provisioned and healthy at the new revision; "
             "step: first to last assignment / (waves - 1); max in flight: most summaries "
             "assigned and not yet healthy at once (all three from the summary watch)")
-    bl.note("the soak ends against status.healthySince (whole seconds), so up to 1 s early: "
-            f"a wall time may be below minSuccessTime ({SOAK_S} s)")
+    bl.note("the soak is judged against status.healthySince (microseconds since 2026-11-26; "
+            "before that, whole seconds let a soak end up to 1 s early)")
     bl.note(f"controller CPU over all measured rollouts: {usage.get('cpu', 0.0):.1f} s")
 
 
