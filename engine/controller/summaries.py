@@ -38,6 +38,10 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
     profile = ctx.store.get(pref.get("kind", ""), pref.get("namespace") or "",
                             pref.get("name", ""))
     if profile is None:
+        # Orphaned (its profile went without our finalizer running, say): withdraw. The
+        # cache is complete here, preloaded before any reconcile ran.
+        with contextlib.suppress(kube.NotFound):
+            await ctx.mgmt.delete(summary["apiVersion"], "ClusterSummary", namespace, name)
         return None
     status = dict(summary.get("status") or {})
     if cluster is None or (cluster.get("spec") or {}).get("paused"):
