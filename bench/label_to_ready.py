@@ -44,11 +44,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import benchfleet
 import benchkube as bk
 import benchlib as bl
 import yaml
 
-from engine import errors, ops
+from engine import errors
 from engine.adapters import kube, kubeconfig
 from engine.devfleet import fleet, testbin
 from engine.devfleet.chartrepo import ChartRepo
@@ -379,18 +380,6 @@ async def run_all(started: fleet.Fleet, controller: bk.Controller, repo_url: str
     return bench.samples
 
 
-def _catalog_upstreams() -> list[str]:
-    """Every chart repository the catalog names, for the --chart-mirror flags (as the tests do)."""
-    found: set[str] = set()
-    for path in sorted((bl.ROOT / "catalog").glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            for version in ((doc or {}).get("spec") or {}).get("versions") or []:
-                url = (version.get("chart") or {}).get("repositoryURL")
-                if url:
-                    found.add(url)
-    return sorted(found)
-
-
 def report(samples: Sequence[Sample], kinds: Sequence[str], sizes: Sequence[int],
            usage: Usage) -> None:
     def spread(values: Sequence[float]) -> str:
@@ -465,44 +454,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"label_to_ready: {bl.machine()}")
     testbin.path()
 
-    work = bl.temp_dir("l2r")
-    fleet_dir = work / "fleet"
-    repo: ChartRepo | None = None
-    controller: bk.Controller | None = None
     usage = Usage()
-    try:
-        bl.heading(f"setup: 1 management + {WORKLOAD_CLUSTERS} api-only workload clusters")
-        watch = bl.Stopwatch()
-        started = fleet.up(fleet_dir, fleet.Options(clusters=WORKLOAD_CLUSTERS, full=0))
-        bl.note(f"fleet up in {bl.seconds(watch.elapsed())} ({fleet_dir})")
-        mgmt_kc = started.management.kubeconfig
-        ops.install(mgmt_kc, crds=bl.ROOT / "crds", catalog=bl.ROOT / "catalog")
-        for cluster in started.clusters:
-            ops.register(mgmt_kc, namespace=FLEET_NS, name=cluster.name,
-                         cluster_kubeconfig=cluster.kubeconfig, labels={})
-        repo = ChartRepo(work / "charts")
-        bl.note(f"CRDs + catalog installed, {len(started.clusters)} clusters registered, "
-                f"chart repository at {repo.url}")
-        controller = bk.Controller(mgmt_kc, work, {u: repo.url for u in _catalog_upstreams()})
-        controller.start()
-        bl.note(f"controller pid {controller.pid}, log {controller.log}")
-        samples = asyncio.run(run_all(started, controller, repo.url, kinds, sizes, reps,
-                                      args.timeout, usage))
-    except Exception:
-        if controller is not None:
-            kept = bl.TMP / f"flotilla-bench-controller-{time.strftime('%Y%m%d-%H%M%S')}.log"
-            with contextlib.suppress(OSError):
-                kept.write_bytes(controller.log.read_bytes())
-                print(f"label_to_ready: the controller's log is kept in {kept}", file=sys.stderr)
-        raise
-    finally:
-        with bl.shielded():
-            if controller is not None:
-                controller.stop()
-            if repo is not None:
+    # benchfleet.running: fleet up, install, register; stops everything on the way out.
+    with benchfleet.running("label_to_ready", "l2r") as stack:
+        repo = ChartRepo(stack.work / "charts")
+        try:
+            bl.note(f"chart repository at {repo.url}")
+            stack.start_controller()
+            samples = asyncio.run(run_all(stack.fleet, stack.controller, repo.url, kinds, sizes,
+                                          reps, args.timeout, usage))
+        finally:
+            with bl.shielded():
                 repo.close()
-            fleet.down(fleet_dir)
-            bl.remove_tree(work)
     report(samples, kinds, sizes, usage)
     return 0
 

@@ -27,12 +27,6 @@ from engine.devfleet import fleet, testbin
 from engine.devfleet.chartrepo import ChartRepo
 
 ROOT = Path(__file__).resolve().parent.parent
-UPSTREAMS = (
-    "https://charts.jetstack.io", "https://helm.ngc.nvidia.com/nvidia",
-    "https://istio-release.storage.googleapis.com/charts",
-    "https://nvidia.github.io/dcgm-exporter/helm-charts",
-    "https://prometheus-community.github.io/helm-charts", "oci://ghcr.io/kserve/charts",
-)
 LABELS = {"cluster-1": {"env": "prod", "ring": "canary"}, "cluster-2": {"env": "staging"},
           "cluster-3": {"env": "dev"}}
 
@@ -80,8 +74,9 @@ def run(workdir: Path, *, keep: bool = False) -> int:
         repo = ChartRepo(workdir / "chart-repo")
         _say("Offline mode: serving stand-in charts (same names and versions as upstream) "
              f"from {repo.url}")
-        for upstream in UPSTREAMS:
-            print(f"  --chart-mirror {upstream}={repo.url}")
+        flags = repo.mirror_flags()
+        for flag in flags[1::2]:
+            print(f"  --chart-mirror {flag}")
 
         _say("flotilla install: CRDs and the catalog")
         for line in ops.install(started.management.kubeconfig, crds=ROOT / "crds",
@@ -95,9 +90,7 @@ def run(workdir: Path, *, keep: bool = False) -> int:
 
         _say("flotilla controller (running in the background for the demo)")
         argv = [sys.executable, "-m", "engine.cli", "controller", "--kubeconfig",
-                started.management.kubeconfig]
-        for upstream in UPSTREAMS:
-            argv += ["--chart-mirror", f"{upstream}={repo.url}"]
+                started.management.kubeconfig, *flags]
         log = open(workdir / "logs" / "controller.log", "wb")  # noqa: SIM115 - lives with proc
         controller = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         _wait("clusters connected", lambda: all(

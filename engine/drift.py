@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from engine.model import types
+
 IGNORE_ANNOTATION = "flotilla.dev/drift-ignore"
 # Written by the API server or other controllers, never by us.
 SERVER_METADATA = (
@@ -368,3 +370,22 @@ class FightDetector:
 
     def _ongoing(self, fight: _Fight, now: float) -> bool:
         return now - fight.last <= self.delay(fight.level) + self.window
+
+
+def exclusions_for(pspec: types.ProfileSpec, obj: Mapping[str, Any]) -> list[str]:
+    """JSON pointers excluded for this object by spec.driftExclusions."""
+    out: list[str] = []
+    meta = obj.get("metadata") or {}
+    group, _, version = str(obj.get("apiVersion", "")).rpartition("/")
+    for exclusion in pspec.drift_exclusions:
+        t = exclusion.target
+        if t is not None and not all((
+            not t.kind or t.kind == obj.get("kind"),
+            not t.group or t.group == group,
+            not t.version or t.version == version,
+            not t.namespace or t.namespace == (meta.get("namespace") or ""),
+            not t.name or t.name == meta.get("name"),
+        )):
+            continue
+        out.extend(exclusion.paths)
+    return out

@@ -16,11 +16,10 @@ from typing import Any
 
 from engine import errors
 from engine.adapters import kube, kubeconfig
+from engine.controller.revisions import NOT_CONTENT
 
 API_VERSION = "flotilla.dev/v1alpha1"
 APPROVED = "flotilla.dev/approved"
-NOT_CONTENT = ("clusterSelector", "clusterRefs", "clusterSelectorCEL", "rollout", "maxUpdate",
-               "stopMatchingBehavior")
 
 
 def _ref(profile: str) -> tuple[str, str | None, str]:

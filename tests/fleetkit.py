@@ -22,15 +22,6 @@ from engine.devfleet.chartrepo import ChartRepo
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 FLEET_NS = "fleet"
-# Every upstream repository of the catalog, served by the loopback repo in tests.
-UPSTREAMS = (
-    "https://charts.jetstack.io",
-    "https://helm.ngc.nvidia.com/nvidia",
-    "https://istio-release.storage.googleapis.com/charts",
-    "https://nvidia.github.io/dcgm-exporter/helm-charts",
-    "https://prometheus-community.github.io/helm-charts",
-    "oci://ghcr.io/kserve/charts",
-)
 
 
 def bins() -> Path:
@@ -125,9 +116,7 @@ class Engine:
 
     def start(self) -> None:
         argv = [sys.executable, "-m", "engine.cli", "controller", "--kubeconfig",
-                self.fleet.management.kubeconfig]
-        for upstream in UPSTREAMS:
-            argv += ["--chart-mirror", f"{upstream}={self.repo.url}"]
+                self.fleet.management.kubeconfig, *self.repo.mirror_flags()]
         argv += ["--metrics-port", str(self.metrics_port)]
         self.starts += 1
         log = open(self.workdir / f"controller-{self.starts}.log", "wb")  # noqa: SIM115

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ class WatchSpec:
     label_selector: str
 
 
-def obj_key(obj: dict[str, Any]) -> ObjKey:
+def obj_key(obj: Mapping[str, Any]) -> ObjKey:
     meta = obj.get("metadata") or {}
     return (obj.get("apiVersion", ""), obj.get("kind", ""), meta.get("namespace") or "",
             meta.get("name", ""))

@@ -78,6 +78,7 @@ class Workload:
 
     def __init__(self, client: kube.Client) -> None:
         self.client = client
+        self._namespaces: set[str] = set()
 
     async def claim(self, current: Mapping[str, Any] | None, owner: Owner, what: str,
                     taken: list[str] | None = None) -> None:
@@ -108,6 +109,8 @@ class Workload:
                 try:
                     return await self._create(body, dry_run)
                 except kube.ApiError as exc:
+                    if exc.status == 404:  # its namespace went away since we looked
+                        self._namespaces.discard(meta.get("namespace") or "")
                     if exc.status != 409:
                         raise
                     continue  # someone created it meanwhile: judge its owner again
@@ -151,7 +154,10 @@ class Workload:
 
     async def ensure_namespace(self, name: str) -> None:
         # Namespaces we create are never deleted by a withdrawal: they may hold
-        # objects nobody asked us to manage.
+        # objects nobody asked us to manage. Known ones are remembered, so applying
+        # many objects into one namespace costs one read, not one per object.
+        if name in self._namespaces:
+            return
         if await self.client.get("v1", "Namespace", None, name) is None:
             try:
                 await self.client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {
@@ -159,16 +165,16 @@ class Workload:
             except kube.ApiError as exc:
                 if exc.status != 409:
                     raise
+        self._namespaces.add(name)
 
     async def claim_release(self, release: str, namespace: str, owner: Owner,
                             taken: list[str] | None = None) -> None:
         """Take (or confirm) ownership of a release before helm touches it."""
-        await self.ensure_namespace(namespace)
         record = await self.client.get("v1", "ConfigMap", namespace,
                                        RELEASE_RECORD_PREFIX + release)
-        await self.claim(record, owner, f"Helm release {namespace}/{release}", taken)
         if owner_of(record) == (owner.ref, owner.tier):
-            return  # hash-gated: an unchanged claim is not rewritten
+            return  # an unchanged claim is not rewritten
+        # apply() judges the record's owner (ConflictError) and writes it atomically.
         body = {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": RELEASE_RECORD_PREFIX + release, "namespace": namespace},
                 "data": {"release": release, "owner": owner.ref}}

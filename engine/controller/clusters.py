@@ -90,14 +90,23 @@ async def _write(ctx: context.Context, cluster: dict[str, Any], status: dict[str
     except kube.NotFound:
         return False
     if written:
-        # Summaries on this cluster may have waited for it to come back.
-        meta = cluster["metadata"]
-        for summary in ctx.store.all("ClusterSummary", meta["namespace"]):
-            if summary["spec"]["clusterRef"]["name"] == meta["name"]:
-                ctx.enqueue(("summary", meta["namespace"], summary["metadata"]["name"]))
-        # Selection may depend on readiness or facts: let the profiles look again.
-        for kind in context.PROFILE_KINDS:
-            for profile in ctx.store.all(kind):
-                meta = profile["metadata"]
-                ctx.enqueue(("profile", kind, meta.get("namespace") or "", meta["name"]))
+        status_changed(ctx, cluster)
     return written
+
+
+def status_changed(ctx: context.Context, cluster: dict[str, Any]) -> None:
+    """Wake who depends on a cluster's status: its summaries and every profile.
+
+    Called after our own status writes (the watch event then finds the cache
+    current) and by the watch handler for writes made by anyone else.
+    """
+    meta = cluster["metadata"]
+    # Summaries on this cluster may have waited for it to come back.
+    for summary in ctx.store.all("ClusterSummary", meta["namespace"]):
+        if summary["spec"]["clusterRef"]["name"] == meta["name"]:
+            ctx.enqueue(("summary", meta["namespace"], summary["metadata"]["name"]))
+    # Selection may depend on readiness or facts: let the profiles look again.
+    for kind in context.PROFILE_KINDS:
+        for profile in ctx.store.all(kind):
+            pmeta = profile["metadata"]
+            ctx.enqueue(("profile", kind, pmeta.get("namespace") or "", pmeta["name"]))

@@ -9,13 +9,14 @@ still go ahead. A release whose dependencies are not healthy yet waits
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine import drift, errors, health, plan
 from engine.adapters import connections, helm, kube, workload
 from engine.catalog import ReleasePlan
-from engine.controller import context, desired, driftctl, reporting
+from engine.controller import context, desired, reporting
 from engine.model import types
 
 
@@ -146,19 +147,9 @@ class Runner:
                 return f"would conflict with {owner}"
             return "would install" if current is None else \
                 f"would upgrade to {rel.chart_name} {rel.chart_version}"
-        body = item.body
-        assert not isinstance(body, ReleasePlan)
-        meta = body["metadata"]
-        live = await self.conn.client.get(body["apiVersion"], body["kind"],
-                                          meta.get("namespace"), meta["name"])
-        if live is None:
-            return "would create"
-        holder, tier = workload.owner_of(live)
-        if plan.decide_ownership(current_owner=holder, current_tier=tier, me=self.owner.ref,
-                                 my_tier=self.owner.tier) is plan.Ownership.CONFLICT:
-            return f"would conflict with {holder}"
-        report = drift.diff(workload.marked(body, self.owner, item.hash), live)
-        return f"would update: {', '.join(report.paths)}" if report.drifted else "would do nothing"
+        verb, detail = await object_change(self.conn, item, self.owner)
+        return {"create": "would create", "conflict": f"would conflict with {detail}",
+                "update": f"would update: {detail}"}.get(verb, "would do nothing")
 
     async def _apply(self, item: plan.DesiredItem) -> None:
         if item.is_release:
@@ -172,17 +163,12 @@ class Runner:
                 return
             await self.conn.workload.claim_release(rel.release_name, rel.namespace, self.owner,
                                                    self.taken)
-            self.ctx.charts.set_mirrors(self.ctx.mirrors())
-            chart_dir = await self.ctx.charts.ensure(helm.ChartCoordinates(
-                rel.repository_url, rel.chart_name, rel.chart_version))
-            await self.conn.releases().install_or_upgrade(
-                release=rel.release_name, namespace=rel.namespace, chart_dir=chart_dir,
-                values=self.want.values[item.key])
+            await install_release(self.ctx, self.conn, rel, self.want.values[item.key])
         else:
             assert not isinstance(item.body, ReleasePlan)
             await self.conn.workload.apply(
                 item.body, self.owner, item.hash,
-                exclusions=driftctl.exclusions_for(self.pspec, item.body), taken=self.taken)
+                exclusions=drift.exclusions_for(self.pspec, item.body), taken=self.taken)
 
     async def _remove(self, entry: plan.InventoryEntry) -> None:
         if entry.key[0] == plan.HELM and len(entry.key) == 3:
@@ -223,6 +209,38 @@ class Runner:
             if not verdict.healthy:
                 result.healthy = False
                 result.message = f"validateHealths {check.name}: {verdict.message}"
+
+
+async def object_change(conn: connections.Connection, item: plan.DesiredItem,
+                        owner: workload.Owner) -> tuple[str, str]:
+    """What applying a manifest would do now: (create|conflict|update|unchanged, detail).
+
+    Used by DryRun reports and `flotilla plan`; the detail is the winning owner of a
+    conflict or the changed JSON pointers of an update.
+    """
+    body = item.body
+    assert not isinstance(body, ReleasePlan)
+    meta = body["metadata"]
+    live = await conn.client.get(body["apiVersion"], body["kind"], meta.get("namespace"),
+                                 meta["name"])
+    if live is None:
+        return "create", ""
+    holder, tier = workload.owner_of(live)
+    if plan.decide_ownership(current_owner=holder, current_tier=tier, me=owner.ref,
+                             my_tier=owner.tier) is plan.Ownership.CONFLICT:
+        return "conflict", str(holder)
+    report = drift.diff(workload.marked(body, owner, item.hash), live)
+    return ("update", ", ".join(report.paths)) if report.drifted else ("unchanged", "")
+
+
+async def install_release(ctx: context.Context, conn: connections.Connection,
+                          rel: ReleasePlan, values: Mapping[str, Any]) -> None:
+    """Install or upgrade one release from the chart cache (deploys and drift corrections)."""
+    ctx.charts.set_mirrors(ctx.mirrors())
+    chart_dir = await ctx.charts.ensure(helm.ChartCoordinates(
+        rel.repository_url, rel.chart_name, rel.chart_version))
+    await conn.releases().install_or_upgrade(release=rel.release_name, namespace=rel.namespace,
+                                             chart_dir=chart_dir, values=values)
 
 
 def _conclude(result: Result) -> Result:

@@ -16,6 +16,7 @@ reverting it.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -23,7 +24,7 @@ from prometheus_client import Counter, Gauge
 from engine import drift, errors, plan
 from engine.adapters import connections, watches, workload
 from engine.catalog import ReleasePlan
-from engine.controller import context, desired, reporting, revisions
+from engine.controller import context, deploy, desired, reporting, revisions
 from engine.model import conditions, types
 
 OURS = "flotilla.dev/managed-by=flotilla"
@@ -40,12 +41,21 @@ DRIFTED_OBJECTS = Gauge("flotilla_drifted_objects", "Objects currently drifted."
 SummaryKey = tuple[str, str]
 
 
+@dataclass(frozen=True)
+class Tracked:
+    """What one summary deployed on one cluster, as drift detection sees it."""
+
+    cluster: tuple[str, str]
+    specs: frozenset[watches.WatchSpec]  # the watches it needs
+    objects: frozenset[watches.ObjKey]  # the objects whose events concern it
+
+
 class DriftEngine:
     def __init__(self, ctx: context.Context) -> None:
         self.ctx = ctx
         self.clusters: dict[tuple[str, str], watches.ClusterWatches] = {}
-        # summary → (cluster key, {release key: (hash, manifest objects)}, watched kinds)
-        self.tracked: dict[SummaryKey, tuple[tuple[str, str], set[watches.WatchSpec]]] = {}
+        self.tracked: dict[SummaryKey, Tracked] = {}
+        # summary → {release key: (release hash, the objects of its manifest)}
         self.children: dict[SummaryKey, dict[plan.Key, tuple[str, list[dict[str, Any]]]]] = {}
         self.fights = drift.FightDetector()
         self.checks = 0
@@ -61,6 +71,7 @@ class DriftEngine:
             self.untrack(skey)
             return
         specs: set[watches.WatchSpec] = set()
+        objects: set[watches.ObjKey] = set()
         kids = self.children.setdefault(skey, {})
         for item in want.items:
             if item.is_release:
@@ -76,23 +87,25 @@ class DriftEngine:
                     kids[item.key] = (item.hash, objs)
                 for obj in kids[item.key][1]:
                     specs.add(watches.WatchSpec(obj["apiVersion"], obj["kind"], HELMS))
+                    objects.add(watches.obj_key(obj))
             else:
                 body = item.body
                 assert not isinstance(body, ReleasePlan)
                 specs.add(watches.WatchSpec(body["apiVersion"], body["kind"], OURS))
-        self.tracked[skey] = (ckey, specs)
+                objects.add(watches.obj_key(body))
+        self.tracked[skey] = Tracked(ckey, frozenset(specs), frozenset(objects))
         self._ensure_watches(ckey, conn)
 
     def untrack(self, skey: SummaryKey) -> None:
         entry = self.tracked.pop(skey, None)
         self.children.pop(skey, None)
         if entry is not None:
-            cw = self.clusters.get(entry[0])
+            cw = self.clusters.get(entry.cluster)
             if cw is not None:
-                cw.ensure(self._wanted(entry[0]))
+                cw.ensure(self._wanted(entry.cluster))
 
     def _wanted(self, ckey: tuple[str, str]) -> set[watches.WatchSpec]:
-        return {s for c, specs in self.tracked.values() if c == ckey for s in specs}
+        return {s for t in self.tracked.values() if t.cluster == ckey for s in t.specs}
 
     def _ensure_watches(self, ckey: tuple[str, str], conn: connections.Connection) -> None:
         cw = self.clusters.get(ckey)
@@ -104,21 +117,9 @@ class DriftEngine:
     async def _on_event(self, cluster: str, type_: str, obj: dict[str, Any]) -> None:
         ckey = tuple(cluster.split("/", 1))
         key = watches.obj_key(obj)
-        for skey, (c, _) in self.tracked.items():
-            if c != ckey:
-                continue
-            if type_ == "SYNCED" or self._concerns(skey, key, obj):
+        for skey, tracked in self.tracked.items():
+            if tracked.cluster == ckey and (type_ == "SYNCED" or key in tracked.objects):
                 self.ctx.enqueue(("drift", *skey))
-
-    def _concerns(self, skey: SummaryKey, key: watches.ObjKey, obj: dict[str, Any]) -> bool:
-        summary = self.ctx.store.get("ClusterSummary", *skey)
-        for row in (summary or {}).get("status", {}).get("inventory") or []:
-            group, version = row.get("group", ""), row.get("version", "")
-            api = f"{group}/{version}" if group else version
-            if (api, row.get("kind"), row.get("namespace") or "", row.get("name")) == key:
-                return True
-        return any(watches.obj_key(o) == key for _, objs in self.children.get(skey, {}).values()
-                   for o in objs)
 
     # -- the check -------------------------------------------------------------------------
 
@@ -132,12 +133,12 @@ class DriftEngine:
         entry = self.tracked.get(skey)
         if entry is None or status.get("phase") != "Provisioned":
             return None
-        cw = self.clusters.get(entry[0])
-        if cw is None or not entry[1] <= cw.synced:
+        cw = self.clusters.get(entry.cluster)
+        if cw is None or not entry.specs <= cw.synced:
             return 1.0  # watches still listing
         ref = summary["spec"]["profileRef"]
         profile = self.ctx.store.get(ref["kind"], ref.get("namespace") or "", ref["name"])
-        cluster = self.ctx.store.get("WorkloadCluster", *entry[0])
+        cluster = self.ctx.store.get("WorkloadCluster", *entry.cluster)
         if profile is None or cluster is None:
             return None
         content = revisions.find(self.ctx, profile, int(summary["spec"].get("revision") or 0))
@@ -156,7 +157,7 @@ class DriftEngine:
         if found and pspec.sync_mode == types.SyncMode.CONTINUOUS_WITH_DRIFT_DETECTION:
             conn = await self.ctx.connection(cluster)
             requeue, fighting = await self._correct(summary, found, want, pspec, owner, conn)
-        await self._record(summary, profile, found, entry[0], fighting)
+        await self._record(summary, profile, found, entry.cluster, fighting)
         return requeue
 
     def _diff(self, skey: SummaryKey, want: desired.Desired, pspec: types.ProfileSpec,
@@ -176,7 +177,7 @@ class DriftEngine:
                 live = cw.cache.get(key)
                 if live is not None and drift.excluded_by_annotation(live):
                     continue
-                report = drift.diff(expected, live, exclusions=exclusions_for(pspec, source))
+                report = drift.diff(expected, live, exclusions=drift.exclusions_for(pspec, source))
                 if report.drifted:
                     found.append((item, key, report))
         return found
@@ -254,15 +255,12 @@ class DriftEngine:
             if item.is_release:
                 rel = item.body
                 assert isinstance(rel, ReleasePlan)
-                chart_dir = await self.ctx.charts.ensure(_coords(rel))
-                await conn.releases().install_or_upgrade(
-                    release=rel.release_name, namespace=rel.namespace, chart_dir=chart_dir,
-                    values=want.values[item.key])
+                await deploy.install_release(self.ctx, conn, rel, want.values[item.key])
             else:
                 body = item.body
                 assert not isinstance(body, ReleasePlan)
                 await conn.workload.apply(body, owner, item.hash,
-                                          exclusions=exclusions_for(pspec, body))
+                                          exclusions=drift.exclusions_for(pspec, body))
             cref = summary["spec"]["clusterRef"]
             DRIFT_CORRECTED.labels(cluster=f"{cref['namespace']}/{cref['name']}",
                                    profile=owner.name).inc()
@@ -273,29 +271,6 @@ class DriftEngine:
             await cw.stop()
 
 
-def _coords(rel: ReleasePlan) -> Any:
-    from engine.adapters import helm
-
-    return helm.ChartCoordinates(rel.repository_url, rel.chart_name, rel.chart_version)
-
-
-def exclusions_for(pspec: types.ProfileSpec, obj: dict[str, Any] | Any) -> list[str]:
-    """JSON pointers excluded for this object by spec.driftExclusions."""
-    out: list[str] = []
-    meta = obj.get("metadata") or {}
-    group, _, version = str(obj.get("apiVersion", "")).rpartition("/")
-    for exclusion in pspec.drift_exclusions:
-        t = exclusion.target
-        if t is not None and not all((
-            not t.kind or t.kind == obj.get("kind"),
-            not t.group or t.group == group,
-            not t.version or t.version == version,
-            not t.namespace or t.namespace == (meta.get("namespace") or ""),
-            not t.name or t.name == meta.get("name"),
-        )):
-            continue
-        out.extend(exclusion.paths)
-    return out
 
 
 async def _with_namespace(conn: connections.Connection, obj: dict[str, Any],

@@ -168,9 +168,7 @@ async def on_cluster(type: str | None, body: kopf.Body, **_: Any) -> None:
         ctx().enqueue(("cluster", meta["namespace"], meta["name"]))
         _all_profiles()
     if old is not None and old.get("status") != new.get("status"):
-        name = meta["name"]
-        _summaries_where(lambda s: s["spec"]["clusterRef"]["name"] == name
-                         and s["metadata"]["namespace"] == meta["namespace"])
+        clusters.status_changed(ctx(), new)
 
 
 @kopf.on.event(G, V, "catalogservices")
@@ -211,13 +209,8 @@ async def on_summary(type: str | None, body: kopf.Body, **_: Any) -> None:
     ref = spec.get("profileRef") or {}
     if _spec_or_labels_changed(old, new):
         ctx().enqueue(("summary", meta["namespace"], meta["name"]))
-    if old is None or old.get("status") != new.get("status") or type == "DELETED":
-        ctx().enqueue(("profile", ref.get("kind", ""), ref.get("namespace") or "",
-                       ref.get("name", "")))
-        # Profiles that depend on this one wait for its summaries.
-        cluster = spec.get("clusterRef", {}).get("name")
-        _summaries_where(lambda s: s["spec"]["clusterRef"]["name"] == cluster
-                         and s["metadata"]["name"] != meta["name"])
+    if ref and (old is None or old.get("status") != new.get("status") or type == "DELETED"):
+        summaries.status_changed(ctx(), new)
 
 
 @kopf.on.event("apps", "v1", "controllerrevisions",

@@ -15,7 +15,7 @@ from typing import Any
 from engine import drift, errors, plan, select
 from engine.adapters import connections, helm, kube, kubeconfig, workload
 from engine.catalog import ReleasePlan
-from engine.controller import context, desired, reporting, store
+from engine.controller import context, deploy, desired, reporting, store
 from engine.model import types
 
 API = context.API_VERSION
@@ -39,20 +39,10 @@ async def _object_line(conn: connections.Connection, item: plan.DesiredItem,
     meta = body["metadata"]
     what = f"{body['kind']} {meta.get('namespace') + '/' if meta.get('namespace') else ''}" \
            f"{meta['name']}"
-    live = await conn.client.get(body["apiVersion"], body["kind"], meta.get("namespace"),
-                                 meta["name"])
-    if live is None:
-        return f"create {what}"
-    holder = workload.owner_of(live)[0]
-    if holder and holder != owner.ref:
-        decision = plan.decide_ownership(current_owner=holder, current_tier=workload.owner_of(
-            live)[1], me=owner.ref, my_tier=owner.tier)
-        if decision is plan.Ownership.CONFLICT:
-            return f"conflict {what}: owned by {holder}"
-    report = drift.diff(workload.marked(body, owner, item.hash), live)
-    if not report.drifted:
-        return f"unchanged {what}"
-    return f"update {what}: {', '.join(report.paths)}"
+    verb, detail = await deploy.object_change(conn, item, owner)
+    if verb == "conflict":
+        return f"conflict {what}: owned by {detail}"
+    return f"{verb} {what}" + (f": {detail}" if detail else "")
 
 
 async def _release_line(conn: connections.Connection, item: plan.DesiredItem,

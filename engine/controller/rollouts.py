@@ -40,11 +40,11 @@ def _seconds(stamp: str | None) -> float | None:
         return None
 
 
-def _hash_of(ctx: context.Context, profile: dict[str, Any], number: int) -> str:
-    for rev in revisions.history(ctx, profile):
-        if int(rev.get("revision", 0)) == number:
-            return str((rev["metadata"].get("annotations") or {}).get("flotilla.dev/hash", ""))
-    return revisions.content_hash(profile.get("spec") or {})
+def _hashes(ctx: context.Context, profile: dict[str, Any]) -> dict[int, str]:
+    """Content hash of every recorded revision, read once per decision."""
+    return {int(rev.get("revision", 0)): str(
+        (rev["metadata"].get("annotations") or {}).get("flotilla.dev/hash", ""))
+        for rev in revisions.history(ctx, profile)}
 
 
 def policy_of(spec: types.ProfileSpec) -> rs.RolloutPolicy:
@@ -110,7 +110,9 @@ async def assign(ctx: context.Context, profile: dict[str, Any], spec: types.Prof
         policy_of(spec), revision=revision,
         last_good=int(last_good) if last_good is not None else None, clusters=states,
         approvals=approvals, now=datetime.datetime.now(datetime.UTC).timestamp())
-    assigned = {key_of[k]: (rev, _hash_of(ctx, profile, rev))
+    hashes = _hashes(ctx, profile)
+    fallback = revisions.content_hash(profile.get("spec") or {})
+    assigned = {key_of[k]: (rev, hashes.get(rev, fallback))
                 for k, rev in decision.assign.items() if k in key_of}
     phase = str(decision.phase)
     status: dict[str, Any] = {

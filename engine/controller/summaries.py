@@ -189,7 +189,7 @@ def status_changed(ctx: context.Context, summary: dict[str, Any]) -> None:
     cluster = summary["spec"]["clusterRef"]["name"]
     for other in ctx.store.all("ClusterSummary", summary["metadata"]["namespace"]):
         # Profiles that depend on this one wait for its summary on the same cluster.
-        if other["spec"]["clusterRef"]["name"] == cluster and other is not summary \
+        if other["spec"]["clusterRef"]["name"] == cluster \
                 and other["metadata"]["name"] != summary["metadata"]["name"]:
             ctx.enqueue(("summary", other["metadata"]["namespace"], other["metadata"]["name"]))
 

@@ -16,9 +16,22 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from engine.devfleet import testbin
 
 CHARTS = Path(__file__).resolve().parents[2] / "tests" / "charts"
+CATALOG = Path(__file__).resolve().parents[2] / "catalog"
+
+
+def catalog_upstreams(catalog: Path = CATALOG) -> list[str]:
+    """Every chart repository the catalog names: what an offline mirror map must cover."""
+    urls: set[str] = set()
+    for path in sorted(catalog.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            for version in ((doc or {}).get("spec") or {}).get("versions") or []:
+                urls.add(str(version["chart"]["repositoryURL"]))
+    return sorted(urls)
 
 
 class ChartRepo:
@@ -39,9 +52,12 @@ class ChartRepo:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def mirrors(self, upstreams: list[str]) -> dict[str, str]:
-        """A mirror map sending every upstream chart repository here."""
-        return {u: self.url for u in upstreams}
+    def mirror_flags(self) -> list[str]:
+        """`--chart-mirror UPSTREAM=HERE` for every repository of the catalog."""
+        flags: list[str] = []
+        for upstream in catalog_upstreams():
+            flags += ["--chart-mirror", f"{upstream}={self.url}"]
+        return flags
 
     def close(self) -> None:
         self.server.shutdown()
