@@ -52,6 +52,9 @@ class Context:
     drift: DriftEngine | None = None
     # Summaries whose next reconcile must re-check ownership instead of trusting the hash gate.
     verify: set[tuple[str, str]] = field(default_factory=set)
+    # Summary statuses a deploy produced but could not write (management API error): kept
+    # here and written before anything else is decided, so a lost write is never redeployed.
+    unwritten: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def enqueue(self, key: Hashable, *, after: float = 0.0) -> None:
         if self.queue is not None:

@@ -17,7 +17,10 @@ from engine import drift, errors, health, plan
 from engine.adapters import connections, helm, kube, workload
 from engine.catalog import ReleasePlan
 from engine.controller import context, desired, reporting
-from engine.model import types
+from engine.model import limits, types
+
+# A service row keeps the head and tail of a long helm error; the summary stays small.
+ROW_MESSAGE_LEN = 4096
 
 
 @dataclass
@@ -47,7 +50,7 @@ class Runner:
         old = self.old_rows.get(name) or {}
         failures = int(old.get("consecutiveFailures", 0))
         failures = failures + 1 if state in ("Failed", "FailedNonRetriable") else 0
-        row = {"name": name, "kind": kind, "status": state, "message": message[:2000],
+        row = {"name": name, "kind": kind, "status": state, "message": limits.shorten(message, ROW_MESSAGE_LEN),
                "consecutiveFailures": failures, "version": version, "hash": item.hash,
                "lastAppliedTime": reporting.now() if applied else old.get("lastAppliedTime", "")}
         if healthy is not None:

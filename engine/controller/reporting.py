@@ -18,6 +18,7 @@ from typing import Any
 from engine import errors
 from engine.adapters import kube
 from engine.controller import store
+from engine.model import limits
 
 log = logging.getLogger("flotilla.controller")
 COMPONENT = "flotilla-controller"
@@ -65,7 +66,8 @@ class Recorder:
                 "name": meta.get("name"), "namespace": meta.get("namespace") or "",
                 "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
             },
-            "type": type, "reason": reason, "message": message[:1000],
+            "type": type, "reason": reason,
+            "message": limits.shorten(message, limits.EVENT_MESSAGE_LEN),
             "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
             "reportingInstance": COMPONENT, "firstTimestamp": stamp, "lastTimestamp": stamp,
             "count": 1,
@@ -98,6 +100,7 @@ async def patch_status(client: kube.Client, body: dict[str, Any], status: dict[s
     For objects with a single status writer (profiles, clusters). The result
     goes into `cache` so the next reconcile does not decide on a stale copy.
     """
+    status = limits.fit_status(body["kind"], status)
     if not status_changed(body.get("status"), status):
         return False
     meta = body["metadata"]
@@ -118,6 +121,7 @@ async def apply_status(client: kube.Client, body: dict[str, Any], fields: dict[s
     types under its own field manager, so neither can revert the other's
     with a stale copy. Conditions merge by type (a list-map in the schema).
     """
+    fields = limits.fit_status(body["kind"], fields)
     current = body.get("status") or {}
     mine = {k: current.get(k) for k in fields}
     if "conditions" in fields:

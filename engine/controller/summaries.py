@@ -34,7 +34,14 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
     pref, cref = spec.get("profileRef", {}), spec.get("clusterRef", {})
     cluster = ctx.store.get("WorkloadCluster", cref.get("namespace", ""), cref.get("name", ""))
     if summary["metadata"].get("deletionTimestamp"):
+        ctx.unwritten.pop((namespace, name), None)
         return await withdraw(ctx, summary, cluster)
+    if (namespace, name) in ctx.unwritten:
+        # The last deploy's outcome never reached the API: record it before deciding
+        # anything, or the hash gate would see the old status and deploy again.
+        if not await _write_unwritten(ctx, summary):
+            return 5.0
+        summary = ctx.store.get("ClusterSummary", namespace, name) or summary
     profile = ctx.store.get(pref.get("kind", ""), pref.get("namespace") or "",
                             pref.get("name", ""))
     if profile is None:
@@ -97,7 +104,14 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
         reason, message, retriable = reporting.describe(exc)
         await _phase(ctx, summary, status, "Failed", reason, message, event_on=profile)
         return 5.0 if retriable else None
-    requeue = await _record(ctx, summary, profile, status, result, want)
+    try:
+        requeue = await _record(ctx, summary, profile, status, result, want)
+    except kube.NotFound:
+        return None
+    except (kube.ApiError, kube.Unreachable) as exc:  # kept in ctx.unwritten, retried first
+        reporting.log.warning("writing the status of ClusterSummary %s/%s: %s", namespace, name,
+                              reporting.describe(exc)[1])
+        return 5.0
     if result.phase == "Provisioned":
         ctx.enqueue(("drift", namespace, name))  # compare once against what is live now
     return requeue
@@ -175,11 +189,33 @@ async def _write(ctx: context.Context, summary: dict[str, Any], status: dict[str
     fields = {k: v for k, v in status.items() if k not in DRIFT_FIELDS}
     fields["conditions"] = [c for c in status.get("conditions") or []
                             if c["type"] not in DRIFT_CONDITIONS]
-    written = await reporting.apply_status(ctx.mgmt, summary, fields, manager="flotilla",
-                                           cache=ctx.store)
+    key = (summary["metadata"]["namespace"], summary["metadata"]["name"])
+    try:
+        written = await reporting.apply_status(ctx.mgmt, summary, fields, manager="flotilla",
+                                               cache=ctx.store)
+    except kube.NotFound:
+        raise
+    except (kube.ApiError, kube.Unreachable):
+        ctx.unwritten[key] = fields
+        raise
+    ctx.unwritten.pop(key, None)
     if written:
         status_changed(ctx, summary)
     return written
+
+
+async def _write_unwritten(ctx: context.Context, summary: dict[str, Any]) -> bool:
+    """Retry the write of a deploy's outcome that failed; True once it is in the API."""
+    key = (summary["metadata"]["namespace"], summary["metadata"]["name"])
+    try:
+        await _write(ctx, summary, ctx.unwritten[key])
+    except kube.NotFound:
+        ctx.unwritten.pop(key, None)
+    except (kube.ApiError, kube.Unreachable) as exc:
+        reporting.log.warning("status of ClusterSummary %s/%s still not written: %s",
+                              *key, reporting.describe(exc)[1])
+        return False
+    return True
 
 
 def status_changed(ctx: context.Context, summary: dict[str, Any]) -> None:

@@ -161,6 +161,20 @@ class TestChartErrors:
         assert row["status"] == "FailedNonRetriable"
         assert "failed to render" in row["message"] and "on purpose" in row["message"]
 
+    def test_a_huge_error_still_reaches_status(self, engine: Engine, mgmt: Kubectl) -> None:
+        # Helm errors can be kilobytes; status.message allows 1024 characters. The write
+        # must still happen, keeping the head and the tail (where the cause usually is).
+        message = "start-of-error " + "x" * 6000 + " ROOT-CAUSE-AT-THE-END"
+        summary = self._failing(engine, mgmt, "broken", f"{{message: '{message}'}}")
+        status = summary["status"]
+        assert len(status["message"]) <= 1024
+        assert "characters cut" in status["message"]
+        assert status["message"].endswith("ROOT-CAUSE-AT-THE-END")
+        row = status["services"][0]
+        assert "start-of-error" in row["message"] and "ROOT-CAUSE-AT-THE-END" in row["message"]
+        ready = condition(summary, "Ready")
+        assert ready is not None and ready["reason"] == "DeploymentFailed"
+
     def test_values_that_break_the_chart_schema(self, engine: Engine, mgmt: Kubectl) -> None:
         summary = self._failing(engine, mgmt, "standin-app", "{replicas: two}")
         row = summary["status"]["services"][0]
