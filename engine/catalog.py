@@ -8,8 +8,12 @@ version no range matches, a missing dependency — raises `errors.SpecError`
 naming the spec field, and nothing is deployed for the profile.
 
 Values are merged in this order, later wins: the catalog version's values,
-then parameters (or their defaults), then the service's own `values`.
-Templating over the cluster happens later, per cluster, in `render`.
+then parameters (or their defaults), then the service's own `values`. A
+parameter writes its value to one dotted `path`, or renders its
+`valuesTemplate` (Jinja2 over `value`) into a values fragment, for knobs no
+single path expresses (gpu-operator's time slicing is a count inside a
+device-plugin config string). Templating over the cluster happens later, per
+cluster, in `render`.
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ def _plan_service(
             reason="UnknownService",
         )
     version = pick_version(entry, service.version, field=f"{field}.version")
-    values = render.deep_merge(version.values, _parameter_values(entry, service, field=field))
+    values = render.deep_merge(version.values, parameter_values(entry, service, field=field))
     values = render.deep_merge(values, service.values)
     return ReleasePlan(
         name=entry.name,
@@ -142,9 +146,13 @@ def pick_version(
     )
 
 
-def _parameter_values(
+def parameter_values(
     entry: types.CatalogServiceSpec, service: types.ServiceRef, *, field: str
 ) -> dict[str, Any]:
+    """The values the service's parameters (or, unset, their defaults) contribute.
+
+    Also used by `catalog_lint` to render a version with its parameter defaults.
+    """
     known = {parameter.name: parameter for parameter in entry.parameters}
     for name in service.parameters:
         if name not in known:
@@ -163,8 +171,35 @@ def _parameter_values(
             value = parameter.default
         else:
             continue
-        _set_path(values, parameter.path, copy.deepcopy(value))
+        if parameter.values_template:
+            fragment = values_fragment(parameter, value, field=f"{field}.parameters")
+            values = render.deep_merge(values, fragment)
+        else:
+            _set_path(values, parameter.path, copy.deepcopy(value))
     return values
+
+
+def values_fragment(
+    parameter: types.CatalogParameter, value: Any, *, field: str
+) -> dict[str, Any]:
+    """Render a parameter's valuesTemplate for `value`: a values mapping, or {} for nothing.
+
+    The template sees only `value`; the cluster is not known yet here (templating over
+    the cluster happens per cluster, later), and a fragment that depends on nothing but
+    the parameter hashes the same for every cluster.
+    """
+    where = f"{field}.{parameter.name}"
+    rendered = render.template_yaml(parameter.values_template, {"value": value}, field=where)
+    if rendered is None:
+        return {}
+    if not isinstance(rendered, dict):
+        raise errors.SpecError(
+            f"the catalog's valuesTemplate of parameter {parameter.name!r} rendered"
+            f" {type(rendered).__name__}, not a values mapping",
+            field=where,
+            reason="InvalidParameter",
+        )
+    return rendered
 
 
 def _check_parameter(parameter: types.CatalogParameter, value: Any, *, field: str) -> None:

@@ -103,17 +103,21 @@ def workload_cluster_status() -> Schema:
 # --- CatalogService -------------------------------------------------------------------------
 
 def catalog_service_spec() -> Schema:
-    parameter = obj("A named knob that maps onto one values path.", {
+    parameter = obj("A named knob that sets one values path, or renders a values fragment.", {
         "name": string("Parameter name used in profiles, e.g. driverVersion.",
                        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=LABEL_LEN),
-        "path": string("Dotted values path, e.g. driver.version.",
+        "path": string("Dotted values path the value is written to, e.g. driver.version.",
                        pattern=r"^[^.]+(\.[^.]+)*$", max_length=TEXT_LEN),
+        "valuesTemplate": string("Instead of path: a Jinja2 template over `value` that renders "
+                                 "a YAML mapping (or nothing) merged into the values.",
+                                 max_length=CEL_LEN),
         "type": string("Type of the value.", enum=("string", "integer", "number", "boolean"),
                        default="string"),
         "description": string("What the knob does.", max_length=TEXT_LEN),
         "default": any_value("Value used when a profile does not set the parameter."),
         "enum": array("Allowed values.", any_value(""), max_items=64),
-    }, required=("name", "path"))
+    }, required=("name",), rules=[rule("has(self.path) != has(self.valuesTemplate)",
+                                       "a parameter sets exactly one of path and valuesTemplate")])
     version = obj("One deployable version of the service.", {
         "version": string('Semantic version without "v", e.g. 26.3.3.', pattern=SEMVER,
                           max_length=128),

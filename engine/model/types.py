@@ -144,21 +144,34 @@ class HealthCheck:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CatalogParameter:
+    """A named knob: sets one values `path`, or renders `values_template` (a values fragment).
+
+    Exactly one of the two is set. A template serves knobs that no single
+    path expresses, e.g. a number that must land inside a config string.
+    """
+
     name: str
-    path: str
+    path: str = ""
     type: ParameterType = ParameterType.STRING
     description: str = ""
     has_default: bool = False
     default: Any = None
     enum: tuple[Any, ...] | None = None
+    values_template: str = ""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
         r = Reader(data, field)
         choices = r.list("enum")
+        path, template = r.text("path"), r.text("valuesTemplate")
+        if bool(path) == bool(template):
+            raise errors.SpecError(
+                "a parameter sets exactly one of path and valuesTemplate", field=r.at("path")
+            )
         return cls(
             name=r.required_text("name"),
-            path=r.required_text("path"),
+            path=path,
+            values_template=template,
             type=r.enum("type", ParameterType, default=ParameterType.STRING),
             description=r.text("description"),
             # A null default is meaningful ("unset this path"), hence the flag.

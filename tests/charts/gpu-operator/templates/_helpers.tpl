@@ -101,12 +101,3 @@ spec:
           type: object
           x-kubernetes-preserve-unknown-fields: true
 {{- end }}
-
-{{/* Name of the device-plugin ConfigMap: devicePlugin.config.name, or the time-slicing default. */}}
-{{- define "gpu-operator.configName" -}}
-{{- if .Values.devicePlugin.config.name -}}
-{{ .Values.devicePlugin.config.name }}
-{{- else if gt (int .Values.timeSlicing.replicas) 0 -}}
-time-slicing-config
-{{- end -}}
-{{- end }}
