@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 
 from engine import errors, render
-from engine.model import types
+from engine.model import helmopts, types
 from engine.semver import Version, VersionRange
 
 _PARAMETER_TYPES: dict[types.ParameterType, tuple[type, ...]] = {
@@ -62,6 +62,9 @@ class ReleasePlan:
     uninstall: bool = False
     values_template: str = ""
     values_from: tuple[types.ValuesFrom, ...] = ()
+    # Helm options: a catalog service's helmOptions under the profile's options.
+    options: helmopts.HelmOptions = dataclasses.field(
+        default_factory=helmopts.HelmOptions)
 
 
 def resolve(
@@ -111,6 +114,7 @@ def _plan_service(
         source="catalog",
         field=field,
         version=version.version,
+        options=service.options.over(entry.helm_options),
     )
 
 
@@ -282,6 +286,7 @@ def _plan_helm_chart(chart: types.HelmChartSpec, *, field: str) -> ReleasePlan:
         uninstall=chart.helm_chart_action is types.HelmChartAction.UNINSTALL,
         values_template=template,
         values_from=chart.values_from,
+        options=chart.options,
     )
 
 

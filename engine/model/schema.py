@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from engine.model.schema_helm import helm_options
 from engine.model.schema_parts import (
     AGE,
     CEL_LEN,
@@ -138,6 +139,9 @@ def catalog_service_spec() -> Schema:
         "releaseNamespace": string("Namespace of the release.", pattern=DNS_LABEL,
                                    max_length=LABEL_LEN),
         "dependsOn": strings("CatalogServices deployed (and healthy) first.", max_items=32),
+        "helmOptions": helm_options("Default helm options for every profile that deploys this "
+                                    "service; a profile's services[].options win field by "
+                                    "field.", profile=False),
         "healthChecks": array("Checks that must pass before the service counts as healthy.",
                               health_check("A health check."), max_items=64),
         "parameters": array("Named knobs that map onto values paths.", parameter, max_items=64,
@@ -160,6 +164,8 @@ def profile_spec(*, tenant: bool) -> Schema:
                           '"*"); default: the newest catalog version.', max_length=128),
         "values": free_form("Values merged over the catalog version's defaults."),
         "parameters": free_form("Catalog parameters by name, e.g. {driverVersion: 580.126.20}."),
+        "options": helm_options("Helm options for this service, laid over the catalog's "
+                                "helmOptions field by field."),
     }, required=("name",))
     cluster_ref = obj("A WorkloadCluster by namespace and name.", {
         "namespace": string(f"Namespace of the cluster{scope}.", max_length=LABEL_LEN),
@@ -181,7 +187,8 @@ def profile_spec(*, tenant: bool) -> Schema:
                                      max_length=CEL_LEN),
         "services": array("Catalog services.", service, max_items=100,
                           rules=[rule(UNIQUE_NAMES, "service names must be unique")]),
-        "helmCharts": array("Helm charts (Sveltos shape).", helm_chart(), max_items=100),
+        "helmCharts": array("Helm charts (Sveltos shape).", helm_chart(helm_options(
+            "Helm options (Sveltos' HelmOptions, plus allowCRDDeletion).")), max_items=100),
         "policyRefs": ref_list(f"ConfigMaps/Secrets{scope} whose data are YAML manifests to "
                                "apply.", max_items=256, rules=[rule(
                                    "self.kind in ['ConfigMap', 'Secret']",
@@ -270,6 +277,7 @@ def cluster_summary_status() -> Schema:
                                                      "FailedNonRetriable", "Removing", "Removed",
                                                      "Conflict")),
         "message": string("Failure or conflict reason.", max_length=MESSAGE_LEN),
+        "reason": string("CamelCase reason of a failure, e.g. HookTimeout.", max_length=TEXT_LEN),
         "consecutiveFailures": count("Failed attempts since the last success or hash change."),
         "lastAppliedTime": string("When it was last applied (RFC 3339)."),
         "version": string("Deployed chart or service version."),

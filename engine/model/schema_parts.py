@@ -261,8 +261,8 @@ def _required(field: str) -> Schema:
                 field_path=f".{field}", reason="FieldValueRequired")
 
 
-def helm_chart() -> Schema:
-    """A helmCharts[] entry, in Sveltos' shape."""
+def helm_chart(options: Schema) -> Schema:
+    """A helmCharts[] entry, in Sveltos' shape; `options` is its helm options' schema."""
     return obj("A Helm chart to install (or uninstall) on every matching cluster.", {
         "repositoryURL": string("Chart repository URL (https:// or oci://).", max_length=TEXT_LEN),
         "repositoryName": string("Local name of the repository.", max_length=LABEL_LEN),
@@ -277,6 +277,7 @@ def helm_chart() -> Schema:
                             "`cluster` (the WorkloadCluster)."),
         "valuesFrom": ref_list("ConfigMaps/Secrets whose data are merged into the values, "
                                "in order.", max_items=32),
+        "options": options,
     }, rules=[
         _required("releaseName"),
         _required("releaseNamespace"),

@@ -19,6 +19,7 @@ from typing import Any, Self
 from engine import errors
 from engine.model import quantities
 from engine.model._fields import Reader
+from engine.model.helmopts import HelmOptions
 
 
 class SelectorOperator(enum.StrEnum):
@@ -223,6 +224,7 @@ class CatalogServiceSpec:
     depends_on: tuple[str, ...] = ()
     health_checks: tuple[HealthCheck, ...] = ()
     parameters: tuple[CatalogParameter, ...] = ()
+    helm_options: HelmOptions = dataclasses.field(default_factory=HelmOptions)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec", name: str = "") -> Self:
@@ -245,6 +247,8 @@ class CatalogServiceSpec:
             depends_on=r.strings("dependsOn"),
             health_checks=r.objects("healthChecks", HealthCheck),
             parameters=r.objects("parameters", CatalogParameter),
+            helm_options=HelmOptions.catalog_defaults(r.mapping("helmOptions"),
+                                                      field=r.at("helmOptions")),
         )
 
     @classmethod
@@ -261,6 +265,7 @@ class ServiceRef:
     version: str = ""
     values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    options: HelmOptions = dataclasses.field(default_factory=HelmOptions)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
@@ -270,6 +275,7 @@ class ServiceRef:
             version=r.text("version"),
             values=r.mapping("values"),
             parameters=r.mapping("parameters"),
+            options=r.optional_object("options", HelmOptions) or HelmOptions(),
         )
 
 
@@ -308,6 +314,7 @@ class HelmChartSpec:
     # A YAML string (parsed, and templated, later) or an object.
     values: str | Mapping[str, Any] = dataclasses.field(default_factory=dict)
     values_from: tuple[ValuesFrom, ...] = ()
+    options: HelmOptions = dataclasses.field(default_factory=HelmOptions)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
@@ -331,6 +338,7 @@ class HelmChartSpec:
             helm_chart_action=action,
             values=values,
             values_from=r.objects("valuesFrom", ValuesFrom),
+            options=r.optional_object("options", HelmOptions) or HelmOptions(),
         )
 
 
