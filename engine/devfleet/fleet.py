@@ -78,6 +78,8 @@ class Options:
     gpu_nodes: int = 2
     gpu_product: str = "NVIDIA-H100-80GB-HBM3"
     gpus_per_node: int = 8
+    # How long the node simulator lets a run-to-completion (Job, Helm hook) pod run.
+    job_seconds: float = 1.0
     timeout: float = 90.0
 
 
@@ -227,7 +229,7 @@ def _start_full(root: Path, bins: Path, pki: Path, cluster: Cluster, options: Op
         sys.executable, "-m", "engine.devfleet.nodesim", f"--kubeconfig={kc}",
         f"--prefix={cluster.name}", f"--cpu-nodes={options.cpu_nodes}",
         f"--gpu-nodes={options.gpu_nodes}", f"--gpu-product={options.gpu_product}",
-        f"--gpus-per-node={options.gpus_per_node}",
+        f"--gpus-per-node={options.gpus_per_node}", f"--job-seconds={options.job_seconds}",
     ])
 
 

@@ -10,16 +10,26 @@ Three small wrapper Go modules are generated in the cache (one per upstream
 project, because their dependency graphs disagree): Kubernetes is required as
 `k8s.io/kubernetes` with every staging module replaced by its published
 `k8s.io/<name> v0.X.Y` (the list is read from that release's own go.mod).
+
+Builds are serialised across processes by an exclusive `flock` on
+`<cache>/build.lock`, so a test run and a benchmark started together never run
+two Go builds (on two cores, two cold builds would take twice as long and
+could clobber each other's work folders); the second waits and then finds the
+binaries ready. Binaries are renamed into place only when complete, so the
+lock-free fast path (everything already built) never sees half a file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,24 +114,66 @@ def path() -> Path:
 
 def ensure_built(*, pins: Pins = Pins(), only: list[str] | None = None) -> Path:
     target = cache_root() / "testbin" / pins.key
-    wanted = list(only or BINARIES)
-    missing = [n for n in wanted if not (target / n).is_file()]
-    if not missing:
-        return target
-    target.mkdir(parents=True, exist_ok=True)
     work = cache_root() / "gowork" / pins.key
-    if "etcd" in missing:
-        _build_etcd(work / "etcd", target, pins.etcd)
-    kube = [n for n in missing if n in _KUBE_COMMANDS]
-    if kube:
-        _build_kubernetes(work / "kubernetes", target, pins.kubernetes, kube)
-    if "helm" in missing:
-        _build_helm(work / "helm", target, pins.helm)
+
+    def build(missing: list[str]) -> None:
+        if "etcd" in missing:
+            _build_etcd(work / "etcd", target, pins.etcd)
+        kube = [n for n in missing if n in _KUBE_COMMANDS]
+        if kube:
+            _build_kubernetes(work / "kubernetes", target, pins.kubernetes, kube)
+        if "helm" in missing:
+            _build_helm(work / "helm", target, pins.helm)
+
+    return build_once(target, list(only or BINARIES), build, lock=cache_root() / "build.lock")
+
+
+def build_once(target: Path, wanted: Sequence[str], build: Callable[[list[str]], None], *,
+               lock: Path) -> Path:
+    """Call build(missing) under `lock` unless every wanted file is already in target.
+
+    The check is repeated under the lock: whoever waited finds what the other built.
+    """
+    if not _missing(target, wanted):
+        return target  # the common case takes no lock at all
+    target.mkdir(parents=True, exist_ok=True)
+    with exclusive(lock):
+        missing = _missing(target, wanted)
+        if missing:
+            build(missing)
     return target
+
+
+def _missing(target: Path, wanted: Sequence[str]) -> list[str]:
+    return [n for n in wanted if not (target / n).is_file()]
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `lock`, saying so once when another process holds it."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    # The kernel drops a flock when its holder exits, so a killed build leaves no stale lock.
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log(f"waiting for another build of the test binaries to finish ({lock})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _log(msg: str) -> None:
     print(f"[testbin] {msg}", file=sys.stderr, flush=True)
+
+
+def _go_build(cwd: Path, output: Path, flags: str, pkg: str) -> None:
+    """`go build` to a temporary name, renamed into place only when complete."""
+    partial = output.with_name(f".{output.name}.partial")
+    _go(["build", "-trimpath", "-ldflags", flags, "-o", str(partial), pkg], cwd)
+    os.replace(partial, output)
 
 
 def _go(args: list[str], cwd: Path) -> None:
@@ -180,8 +232,7 @@ def _build_kubernetes(work: Path, target: Path, version: str, commands: list[str
              for k, v in stamp.items()]
     for command, pkg in zip(commands, packages, strict=False):
         _log(f"building {command} {version} (a cold build takes minutes)")
-        _go(["build", "-trimpath", "-ldflags", " ".join(["-s -w", *flags]), "-o",
-             str(target / command), pkg], work)
+        _go_build(work, target / command, " ".join(["-s -w", *flags]), pkg)
 
 
 def _build_etcd(work: Path, target: Path, version: str) -> None:
@@ -189,7 +240,7 @@ def _build_etcd(work: Path, target: Path, version: str) -> None:
     _write_module(work, "flotilla.dev/testbin/etcd", {pkg: version}, {}, [pkg])
     _go(["mod", "tidy"], work)
     _log(f"building etcd {version}")
-    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(target / "etcd"), pkg], work)
+    _go_build(work, target / "etcd", "-s -w", pkg)
 
 
 def _build_helm(work: Path, target: Path, version: str) -> None:
@@ -199,4 +250,4 @@ def _build_helm(work: Path, target: Path, version: str) -> None:
     flags = f"-s -w -X helm.sh/helm/v3/internal/version.version={version}" \
             f" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
     _log(f"building helm {version}")
-    _go(["build", "-trimpath", "-ldflags", flags, "-o", str(target / "helm"), pkg], work)
+    _go_build(work, target / "helm", flags, pkg)
