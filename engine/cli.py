@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -98,6 +100,25 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(Path(args.dir), keep=args.keep)
 
 
+def _catalog_lint(args: argparse.Namespace) -> int:
+    from engine import catalog_lint_run
+
+    mirrors = dict(item.split("=", 1) for item in args.chart_mirror)
+    return catalog_lint_run.run(Path(args.dir), mirrors=mirrors, helm=_helm(args.helm),
+                                kube_version=args.kube_version,
+                                charts_folder=Path(args.charts) if args.charts else None)
+
+
+def _helm(explicit: str | None) -> Path:
+    """--helm, else FLOTILLA_HELM, else helm on PATH, else the dev test binaries."""
+    found = explicit or os.environ.get("FLOTILLA_HELM") or shutil.which("helm")
+    if found:
+        return Path(found)
+    from engine.devfleet import testbin
+
+    return testbin.path() / "helm"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flotilla", description="Add-on distribution for "
                                      "Kubernetes fleets.")
@@ -167,6 +188,20 @@ def _parser() -> argparse.ArgumentParser:
     ro.add_argument("--to-revision", type=int, default=None)
     ro.add_argument("--stage", default=None, help="approve: the stage (default: the waiting one)")
     ro.set_defaults(func=_rollout)
+
+    cat = sub.add_parser("catalog", help="catalog authoring tools")
+    cat_sub = cat.add_subparsers(dest="action", required=True)
+    lint = cat_sub.add_parser("lint", help="check catalog entries against their real charts")
+    lint.add_argument("dir", nargs="?", default=str(_project_file("catalog")),
+                      help="catalog folder (default: the project's catalog/)")
+    lint.add_argument("--chart-mirror", action="append", default=[],
+                      help="UPSTREAM=LOCAL chart repository URL map (repeatable)")
+    lint.add_argument("--charts", default=None, help="a Helm repository folder to serve on "
+                      "loopback as the mirror of every repository the catalog names")
+    lint.add_argument("--kube-version", default="v1.37.2", help="for helm template")
+    lint.add_argument("--helm", default=None, help="helm binary (default: $FLOTILLA_HELM, "
+                      "PATH, then the dev test binaries)")
+    lint.set_defaults(func=_catalog_lint)
     return parser
 
 
