@@ -10,26 +10,36 @@ Used by the ClusterSummary reconciler. Two jobs:
   pyhelm3's `Client()` runs `helm version` synchronously, so clients are built
   once per cluster and kubeconfig, never per call; helm's own failures are
   translated here into the engine's typed errors.
+
+Install and upgrade are told apart before helm runs (`helm status`), because
+their options differ and because a failed *install* must be retried as an
+install: `helm upgrade --install` over a release whose first revision failed
+runs an upgrade, which skips the install-only hooks that made it fail. Every
+install and upgrade post-renders through `engine.adapters.postrender`, which
+annotates the chart's CRDs `helm.sh/resource-policy: keep`, unless the
+profile set `allowCRDDeletion`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import shutil
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyhelm3
 import pyhelm3.errors
 import yaml
-from pyhelm3.models import Chart
 
 from engine import errors
+from engine.adapters import helmargs, postrender
 from engine.devfleet import testbin
+from engine.model.helmopts import HelmOptions
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,23 @@ class ReleaseState:
     revision: int
     status: str
     chart: str
+    # The revision's rendered objects (post-rendered, without hooks), as helm stores them.
+    manifest: str = field(default="", repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReleaseState:
+        """From helm's release JSON (`status -o json`, `install/upgrade -o json`)."""
+        meta = (data.get("chart") or {}).get("metadata") or {}
+        return cls(name=str(data.get("name", "")), namespace=str(data.get("namespace", "")),
+                   revision=int(data.get("version") or 0),
+                   status=str((data.get("info") or {}).get("status", "")),
+                   chart=f"{meta.get('name')}-{meta.get('version')}",
+                   manifest=str(data.get("manifest") or ""))
+
+    @property
+    def failed_install(self) -> bool:
+        """Helm's first revision failed: nothing was ever deployed from it."""
+        return self.revision == 1 and self.status == "failed"
 
 
 class Releases:
@@ -122,23 +149,72 @@ class Releases:
         self.kubeconfig.write_text(kubeconfig_text)
         self.kubeconfig.chmod(0o600)
         executable = str(helm or testbin.path() / "helm")
+        # Reads (status, get manifest) only; installs, upgrades and uninstalls pass the
+        # timeout of their resolved options.
         self.client = pyhelm3.Client(executable=executable, kubeconfig=self.kubeconfig,
                                      default_timeout="2m")
 
+    async def _run(self, argv: list[str], what: str, values: Mapping[str, Any] | None = None,
+                   ) -> bytes:
+        try:
+            stdin = None if values is None else json.dumps(dict(values)).encode()
+            out: bytes = await self.client._command.run(argv, stdin)
+            return out
+        except pyhelm3.errors.Error as exc:
+            raise _translate(exc, what) from exc
+
+    async def current(self, *, release: str, namespace: str) -> ReleaseState | None:
+        """The release's latest revision (failed ones too), None when there is none."""
+        try:
+            out = await self._run(["status", release, "--namespace", namespace,
+                                   "--output", "json"], f"release {namespace}/{release}")
+        except errors.FlotillaError as exc:
+            if "release: not found" in str(exc).lower():
+                return None
+            raise
+        state = ReleaseState.from_json(json.loads(out))
+        # Uninstalled with --keep-history: only history is left; installing re-uses the name.
+        return None if state.status == "uninstalled" else state
+
     async def install_or_upgrade(
         self, *, release: str, namespace: str, chart_dir: Path, values: Mapping[str, Any],
+        options: HelmOptions | None = None, on_start: Callable[[str], None] | None = None,
+        before_upgrade: Callable[[ReleaseState], Awaitable[None]] | None = None,
     ) -> ReleaseState:
-        metadata = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
-        chart = Chart(self.client._command, ref=chart_dir, metadata=metadata)
-        try:
-            rev = await self.client.install_or_upgrade_release(
-                release, chart, dict(values), namespace=namespace, create_namespace=True,
-                atomic=False, wait=False)
-        except pyhelm3.errors.Error as exc:
-            raise _translate(exc, f"release {namespace}/{release}") from exc
-        return ReleaseState(name=release, namespace=namespace, revision=rev.revision,
-                            status=str(rev.status.value), chart=f"{metadata.get('name')}-"
-                            f"{metadata.get('version')}")
+        """Install, or upgrade when a release exists; `on_start` hears which, just before.
+
+        `before_upgrade` sees the current revision first (its manifest included).
+        """
+        opts = (options or HelmOptions()).resolved()
+        what = f"release {namespace}/{release}"
+        state = await self.current(release=release, namespace=namespace)
+        if state is not None and state.failed_install:
+            # Retry a failed install as an install, so its install hooks run (and fail
+            # visibly) again; an upgrade would skip them and hide the failure.
+            await self._run(helmargs.uninstall(release, namespace, opts), what)
+            state = None
+        if state is not None and before_upgrade is not None:
+            await before_upgrade(state)
+        verb = "install" if state is None else "upgrade"
+        render = [] if opts.allow_crd_deletion else postrender.flags()
+        build = helmargs.install if state is None else helmargs.upgrade
+        argv = build(release, str(chart_dir), namespace, opts, post_render=render)
+        if on_start is not None:
+            on_start(verb)
+        out = await self._run(argv, f"helm {verb} of {what}", values)
+        return ReleaseState.from_json(_json_object(out))
+
+    async def render_upgrade(
+        self, *, release: str, namespace: str, chart_dir: Path, values: Mapping[str, Any],
+        options: HelmOptions | None = None,
+    ) -> list[dict[str, Any]]:
+        """The objects an upgrade would deploy now (a server-side dry run: lookups work)."""
+        opts = (options or HelmOptions()).resolved()
+        argv = helmargs.upgrade(release, str(chart_dir), namespace, opts, post_render=[],
+                                dry_run=True)
+        out = await self._run(argv, f"dry-run upgrade of release {namespace}/{release}", values)
+        manifest = str(_json_object(out).get("manifest") or "")
+        return [doc for doc in yaml.safe_load_all(manifest) if isinstance(doc, dict)]
 
     async def revision(self, *, release: str, namespace: str) -> int | None:
         try:
@@ -176,11 +252,29 @@ class Releases:
         except pyhelm3.errors.Error as exc:
             raise _translate(exc, f"release {namespace}/{release}") from exc
 
-    async def uninstall(self, *, release: str, namespace: str) -> None:
+    async def uninstall(self, *, release: str, namespace: str,
+                        options: HelmOptions | None = None) -> None:
+        opts = (options or HelmOptions()).resolved()
         try:
-            await self.client.uninstall_release(release, namespace=namespace, wait=False)
-        except pyhelm3.errors.Error as exc:
-            raise _translate(exc, f"uninstalling {namespace}/{release}") from exc
+            await self._run(helmargs.uninstall(release, namespace, opts),
+                            f"uninstalling {namespace}/{release}")
+        except errors.FlotillaError as exc:
+            if "release: not found" not in str(exc).lower():
+                raise
+
+
+def _json_object(out: bytes) -> dict[str, Any]:
+    """The JSON document of helm's output (helm may print OCI pull notes before it)."""
+    text = out.decode(errors="replace")
+    start = text.find("{")
+    if start < 0:
+        raise errors.RetriableError(f"helm printed no JSON: {text[:500]}", reason="HelmFailed")
+    data = json.loads(text[start:])
+    return data if isinstance(data, dict) else {}
+
+
+_HOOK_PHASES = ("failed pre-install", "failed post-install", "failed pre-upgrade",
+                "failed post-upgrade", "failed pre-delete", "failed post-delete")
 
 
 def _translate(exc: pyhelm3.errors.Error, what: str) -> errors.FlotillaError:
@@ -188,6 +282,13 @@ def _translate(exc: pyhelm3.errors.Error, what: str) -> errors.FlotillaError:
     text = (stderr.decode(errors="replace") if isinstance(stderr, bytes) else str(stderr)).strip()
     text = text.removeprefix("Error: ").strip() or str(exc)
     lowered = text.lower()
+    if any(phase in lowered for phase in _HOOK_PHASES):
+        # "failed post-install: timed out waiting for the condition", "... job failed:
+        # BackoffLimitExceeded": a hook, not the chart, failed. The controller adds the
+        # name of the hook Job it saw (helm does not always say).
+        timed_out = "timed out" in lowered or "deadline exceeded" in lowered
+        return errors.RetriableError(f"{what}: {text}", reason="HookTimeout" if timed_out
+                                     else "HookFailed", delay=10)
     if "values don't meet the specifications of the schema" in lowered:
         return errors.NonRetriableError(f"{what}: values violate the chart's schema: {text}",
                                         reason="ValuesSchemaViolation")

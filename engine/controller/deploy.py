@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine import drift, errors, health, plan
 from engine.adapters import connections, helm, kube, workload
 from engine.catalog import ReleasePlan
-from engine.controller import context, desired, reporting
+from engine.controller import context, desired, helmrun, progress, reporting
 from engine.model import limits, types
 
 # A service row keeps the head and tail of a long helm error; the summary stays small.
@@ -36,16 +37,19 @@ class Result:
 
 class Runner:
     def __init__(self, ctx: context.Context, conn: connections.Connection, owner: workload.Owner,
-                 pspec: types.ProfileSpec, summary: dict[str, Any], want: desired.Desired) -> None:
+                 pspec: types.ProfileSpec, summary: dict[str, Any], want: desired.Desired,
+                 write_status: progress.WriteStatus | None = None) -> None:
         self.ctx, self.conn, self.owner, self.pspec = ctx, conn, owner, pspec
         self.summary, self.want = summary, want
+        self.write_status = write_status  # for progress lines while helm runs
         status = summary.get("status") or {}
         self.old_rows = {r.get("name"): r for r in status.get("services") or []}
         self.taken: list[str] = []  # owners we took something over from (lower tier)
         self.recorded = [plan.InventoryEntry.from_dict(r) for r in status.get("inventory") or []]
 
     def _row(self, item: plan.DesiredItem, state: str, message: str = "", *,
-             healthy: bool | None = None, applied: bool = False) -> dict[str, Any]:
+             healthy: bool | None = None, applied: bool = False, reason: str = "",
+             ) -> dict[str, Any]:
         name, kind, version = _describe(item)
         old = self.old_rows.get(name) or {}
         failures = int(old.get("consecutiveFailures", 0))
@@ -55,6 +59,8 @@ class Runner:
                "lastAppliedTime": reporting.now() if applied else old.get("lastAppliedTime", "")}
         if healthy is not None:
             row["healthy"] = healthy
+        if reason:
+            row["reason"] = reason
         return row
 
     async def run(self) -> Result:
@@ -100,7 +106,7 @@ class Runner:
                 continue
             except errors.FlotillaError as exc:
                 state = "Failed" if exc.retriable else "FailedNonRetriable"
-                result.services.append(self._row(item, state, str(exc)))
+                result.services.append(self._row(item, state, str(exc), reason=exc.reason))
                 if not self.pspec.continue_on_error:
                     blocked = f"{_describe(item)[0]} failed"
                 continue
@@ -148,8 +154,12 @@ class Runner:
             owner = await self.conn.workload.release_owner(rel.release_name, rel.namespace)
             if owner and owner != self.owner.ref:
                 return f"would conflict with {owner}"
-            return "would install" if current is None else \
-                f"would upgrade to {rel.chart_name} {rel.chart_version}"
+            if current is None:
+                return "would install"
+            crds = await helmrun.removed_crds(self.conn, rel, await chart_dir(self.ctx, rel),
+                                              self.want.values[item.key])
+            return f"would upgrade to {rel.chart_name} {rel.chart_version}" + \
+                (f"; {crds}" if crds else "")
         verb, detail = await object_change(self.conn, item, self.owner)
         return {"create": "would create", "conflict": f"would conflict with {detail}",
                 "update": f"would update: {detail}"}.get(verb, "would do nothing")
@@ -162,11 +172,16 @@ class Runner:
                 if await self.conn.workload.release_owner(rel.release_name, rel.namespace) in (
                         None, self.owner.ref):
                     await self.conn.releases().uninstall(release=rel.release_name,
-                                                         namespace=rel.namespace)
+                                                         namespace=rel.namespace,
+                                                         options=rel.options)
                 return
             await self.conn.workload.claim_release(rel.release_name, rel.namespace, self.owner,
                                                    self.taken)
-            await install_release(self.ctx, self.conn, rel, self.want.values[item.key])
+            name, kind, version = _describe(item)
+            publish = None if self.write_status is None else progress.summary_row(
+                self.ctx, self.summary, {"name": name, "kind": kind, "version": version,
+                                         "hash": item.hash}, self.write_status)
+            await install_release(self.ctx, self.conn, rel, self.want.values[item.key], publish)
         else:
             assert not isinstance(item.body, ReleasePlan)
             await self.conn.workload.apply(
@@ -236,14 +251,18 @@ async def object_change(conn: connections.Connection, item: plan.DesiredItem,
     return ("update", ", ".join(report.paths)) if report.drifted else ("unchanged", "")
 
 
-async def install_release(ctx: context.Context, conn: connections.Connection,
-                          rel: ReleasePlan, values: Mapping[str, Any]) -> None:
-    """Install or upgrade one release from the chart cache (deploys and drift corrections)."""
+async def chart_dir(ctx: context.Context, rel: ReleasePlan) -> Path:
+    """The release's chart, unpacked in the chart cache (through the mirror map)."""
     ctx.charts.set_mirrors(ctx.mirrors())
-    chart_dir = await ctx.charts.ensure(helm.ChartCoordinates(
+    return await ctx.charts.ensure(helm.ChartCoordinates(
         rel.repository_url, rel.chart_name, rel.chart_version))
-    await conn.releases().install_or_upgrade(release=rel.release_name, namespace=rel.namespace,
-                                             chart_dir=chart_dir, values=values)
+
+
+async def install_release(ctx: context.Context, conn: connections.Connection,
+                          rel: ReleasePlan, values: Mapping[str, Any],
+                          publish: progress.Publish | None = None) -> None:
+    """Install or upgrade one release (deploys and drift corrections); see `helmrun`."""
+    await helmrun.install(conn, rel, await chart_dir(ctx, rel), values, publish)
 
 
 def _conclude(result: Result) -> Result:

@@ -15,10 +15,11 @@ from typing import Any
 from engine import drift, errors, plan, select
 from engine.adapters import connections, helm, kube, kubeconfig, workload
 from engine.catalog import ReleasePlan
-from engine.controller import context, deploy, desired, reporting, store
+from engine.controller import context, deploy, desired, helmrun, reporting, store
 from engine.model import types
 
 API = context.API_VERSION
+MIRROR_CONFIGMAP = ("flotilla-system", "flotilla-chart-mirrors")
 
 
 async def _load(ctx: context.Context, kind: str, ns: str | None, name: str) -> dict[str, Any]:
@@ -26,6 +27,10 @@ async def _load(ctx: context.Context, kind: str, ns: str | None, name: str) -> d
         ctx.store.put("CatalogService", body)
     for body in await ctx.mgmt.list(API, "WorkloadCluster"):
         ctx.store.put("WorkloadCluster", body)
+    # The controller's default mirror map ConfigMap: a dry-run upgrade needs the chart.
+    mirrors = await ctx.mgmt.get("v1", "ConfigMap", *MIRROR_CONFIGMAP)
+    if mirrors is not None:
+        ctx.store.put("MirrorConfigMap", mirrors)
     profile = await ctx.mgmt.get(API, kind, ns, name)
     if profile is None:
         raise errors.NonRetriableError(f"{kind} {name} not found", reason="NotFound")
@@ -45,8 +50,8 @@ async def _object_line(conn: connections.Connection, item: plan.DesiredItem,
     return f"{verb} {what}" + (f": {detail}" if detail else "")
 
 
-async def _release_line(conn: connections.Connection, item: plan.DesiredItem,
-                        values: dict[str, Any]) -> str:
+async def _release_line(ctx: context.Context, conn: connections.Connection,
+                        item: plan.DesiredItem, values: dict[str, Any]) -> str:
     rel = item.body
     assert isinstance(rel, ReleasePlan)
     what = f"HelmRelease {rel.namespace}/{rel.release_name} ({rel.chart_name} {rel.chart_version})"
@@ -63,7 +68,11 @@ async def _release_line(conn: connections.Connection, item: plan.DesiredItem,
     changes += list(report.paths)
     if report.drifted and not changes:
         changes = ["values"]
-    return f"upgrade {what}: {', '.join(changes)}" if changes else f"unchanged {what}"
+    if not changes:
+        return f"unchanged {what}"
+    # Only a real upgrade can drop a CRD (a server-side dry run, so lookups see the cluster).
+    crds = await helmrun.removed_crds(conn, rel, await deploy.chart_dir(ctx, rel), values)
+    return f"upgrade {what}: {', '.join(changes)}" + (f"; {crds}" if crds else "")
 
 
 async def render_plan(kc: str, ref: str) -> str:
@@ -97,7 +106,7 @@ async def render_plan(kc: str, ref: str) -> str:
                 want = await desired.build(ctx, profile, spec, cluster)
                 conn = await ctx.connection(cluster)
                 for item in want.items:
-                    line = (await _release_line(conn, item, want.values[item.key])
+                    line = (await _release_line(ctx, conn, item, want.values[item.key])
                             if item.is_release else await _object_line(conn, item, owner))
                     lines.append(f"  {line}")
                 wanted = {i.key for i in want.items}

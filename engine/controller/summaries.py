@@ -16,7 +16,7 @@ from typing import Any
 
 from engine import errors, plan
 from engine.adapters import kube, workload
-from engine.controller import context, deploy, desired, reporting, revisions
+from engine.controller import context, deploy, desired, helmrun, reporting, revisions
 from engine.model import conditions, types
 
 
@@ -90,7 +90,8 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
                 await ctx.drift.track(summary, conn, want, pspec)
             return None
         owner = owner_of(summary, pspec.tier)
-        runner = deploy.Runner(ctx, conn, owner, pspec, summary, want)
+        runner = deploy.Runner(ctx, conn, owner, pspec, summary, want,
+                               write_status=lambda st: _write(ctx, summary, st))
         if gated:
             result = await runner.health_only()
         elif pspec.sync_mode == types.SyncMode.DRY_RUN:
@@ -266,7 +267,8 @@ async def withdraw(ctx: context.Context, summary: dict[str, Any],
                 if entry.key[0] == plan.HELM and len(entry.key) == 3:
                     _, ns, release = entry.key
                     if await conn.workload.release_owner(release, ns) == owner.ref:
-                        await conn.releases().uninstall(release=release, namespace=ns)
+                        await conn.releases().uninstall(release=release, namespace=ns, options=(
+                            helmrun.uninstall_options(ctx, summary, ns, release)))
                         await conn.workload.drop_release_claim(release, ns, owner)
                 else:
                     await conn.workload.delete(entry.key, owner)
