@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
@@ -273,8 +274,10 @@ def _json_object(out: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-_HOOK_PHASES = ("failed pre-install", "failed post-install", "failed pre-upgrade",
-                "failed post-upgrade", "failed pre-delete", "failed post-delete")
+# helm v3 says "failed post-install: ..." for install hooks and "pre-upgrade hooks failed: ..."
+# for upgrade and delete hooks.
+_HOOK_FAILED = re.compile(r"failed (pre|post)-(install|upgrade|delete|rollback)\b"
+                          r"|(pre|post)-(install|upgrade|delete|rollback) hooks failed")
 
 
 def _translate(exc: pyhelm3.errors.Error, what: str) -> errors.FlotillaError:
@@ -282,7 +285,7 @@ def _translate(exc: pyhelm3.errors.Error, what: str) -> errors.FlotillaError:
     text = (stderr.decode(errors="replace") if isinstance(stderr, bytes) else str(stderr)).strip()
     text = text.removeprefix("Error: ").strip() or str(exc)
     lowered = text.lower()
-    if any(phase in lowered for phase in _HOOK_PHASES):
+    if _HOOK_FAILED.search(lowered):
         # "failed post-install: timed out waiting for the condition", "... job failed:
         # BackoffLimitExceeded": a hook, not the chart, failed. The controller adds the
         # name of the hook Job it saw (helm does not always say).

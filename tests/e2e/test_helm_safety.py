@@ -217,3 +217,38 @@ class TestHelmHooks:
             mgmt("delete", "clusterprofile", name, "--ignore-not-found", "--timeout=120s",
                  timeout=150, check=False)
             target("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
+
+    def test_failed_hook_job_on_a_full_cluster(self, engine: Engine, mgmt: Kubectl,
+                                               tmp_path: Path) -> None:
+        """The node simulator fails the hook's pod: HookFailed, naming the Job; then it passes."""
+        name, cluster, ns = f"hookf-{_uid()}", "cluster-2", f"hookf-{_uid()}"
+        target = engine.cluster(cluster)
+        helm = Helm(engine.kubeconfig(cluster), tmp_path)
+
+        def chart(fail: bool) -> str:
+            return (f"  - {{repositoryURL: '{engine.repo.url}', chartName: hook-app, "
+                    f"chartVersion: 0.1.0, releaseName: checked, releaseNamespace: {ns}, "
+                    f"values: {{hook: {{fail: {str(fail).lower()}}}}}, "
+                    f"options: {{timeout: 60s}}}}\n")
+
+        try:
+            mgmt.apply(_profile(name, cluster, chart(fail=True)))
+
+            def failed() -> dict[str, Any] | None:
+                row = _row(mgmt, name, "checked")
+                return row if row.get("status") == "Failed" else None
+
+            row = eventually(failed, timeout=90, interval=0.5, what="hook failure reported")
+            assert row["reason"] == "HookFailed", row
+            assert "hook Job checked-check (post-install) failed" in row["message"], row
+
+            mgmt.apply(_profile(name, cluster, chart(fail=False)))
+            engine.wait_ready(name, 1, timeout=90)
+            status = json.loads(helm("status", "checked", "-n", ns, "-o", "json"))
+            assert status["version"] == 1 and status["info"]["status"] == "deployed"
+            job = target.get("job", "checked-check", "-n", ns)
+            assert job and (job.get("status") or {}).get("succeeded") == 1
+        finally:
+            mgmt("delete", "clusterprofile", name, "--ignore-not-found", "--timeout=120s",
+                 timeout=150, check=False)
+            target("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)

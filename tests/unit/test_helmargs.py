@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.adapters import helmargs
+import pyhelm3.errors
+
+from engine.adapters import helm, helmargs
 from engine.model.helmopts import HelmOptions
 
 
@@ -38,3 +40,18 @@ def test_upgrade_and_uninstall_flags() -> None:
     assert down[down.index("--cascade") + 1] == "orphan"
     assert {"--keep-history", "--no-hooks"} <= set(down)
     assert down[down.index("--timeout") + 1] == "10m"
+
+
+def test_hook_failures_are_told_apart_from_chart_failures() -> None:
+    """helm's own wording (v3.22) for hooks that time out or fail, and a render failure."""
+    def reason(stderr: str) -> str:
+        return helm._translate(pyhelm3.errors.Error(1, b"", stderr.encode()), "release x/y").reason
+
+    assert reason("Error: INSTALLATION FAILED: failed post-install: 1 error occurred:\n"
+                  "\t* timed out waiting for the condition\n") == "HookTimeout"
+    assert reason("Error: UPGRADE FAILED: pre-upgrade hooks failed: 1 error occurred:\n"
+                  "\t* timed out waiting for the condition\n") == "HookTimeout"
+    assert reason("Error: INSTALLATION FAILED: failed pre-install: 1 error occurred:\n"
+                  "\t* job failed: BackoffLimitExceeded") == "HookFailed"
+    assert reason("Error: INSTALLATION FAILED: execution error at (broken/templates/x.yaml:1:4):"
+                  " boom") == "ChartRenderFailed"
