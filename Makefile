@@ -35,8 +35,11 @@ unit: $(VENV)/.installed
 e2e: setup
 	$(BIN)/pytest tests/e2e
 
+# The real upstream charts next to the clone (../shared/charts), when there, replace the stand-ins.
+DEMO_CHARTS := $(if $(wildcard ../shared/charts/index.yaml),--charts ../shared/charts)
+
 demo: setup
-	$(BIN)/flotilla demo
+	$(BIN)/flotilla demo $(DEMO_CHARTS)
 
 bench: setup
 	$(BIN)/python bench/run.py

@@ -97,7 +97,8 @@ def _rollout(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from engine import demo
 
-    return demo.run(Path(args.dir), keep=args.keep)
+    return demo.run(Path(args.dir), keep=args.keep,
+                    charts=Path(args.charts) if args.charts else None)
 
 
 def _catalog_lint(args: argparse.Namespace) -> int:
@@ -174,6 +175,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job on a local fleet, offline")
     demo.add_argument("--dir", default=".fleet-demo")
     demo.add_argument("--keep", action="store_true", help="leave the fleet running afterwards")
+    demo.add_argument("--charts", default=None, help="a Helm repository folder of the real "
+                      "upstream charts to serve instead of the stand-ins (e.g. ../shared/charts)")
     demo.set_defaults(func=_demo)
 
     plan = sub.add_parser("plan", help="per-cluster diff a profile would make now")
