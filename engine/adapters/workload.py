@@ -25,6 +25,9 @@ OWNER = "flotilla.dev/owner"
 TIER = "flotilla.dev/tier"
 HASH = "flotilla.dev/hash"
 RELEASE_RECORD_PREFIX = "flotilla-owner."
+# Field manager of drift-check dry runs: neither ours nor Helm's, so dry runs stand
+# apart in audit logs and in the managedFields of their (never persisted) results.
+DRIFT_CHECK_MANAGER = "flotilla-drift-check"
 _CLAIM_ATTEMPTS = 3
 
 
@@ -127,6 +130,20 @@ class Workload:
                     raise
         raise errors.RetriableError(f"{what} keeps changing under us", reason="Contended",
                                     delay=2)
+
+    async def would_keep(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """The object as the API server would keep it if `obj` were applied now. Writes nothing.
+
+        A server-side-apply dry run (`dryRun=All`, so admission runs but nothing is
+        persisted) under its own field manager, forced so that fields other managers own
+        (Helm's, a hand edit's) take the desired values, as a correction would. No
+        resourceVersion is sent: the answer is about the object as it is now.
+        """
+        body = dict(obj)
+        body["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items()
+                            if k != "resourceVersion"}
+        return await self.client.apply(body, field_manager=DRIFT_CHECK_MANAGER, force=True,
+                                       dry_run=True)
 
     async def _create(self, body: dict[str, Any], dry_run: bool) -> dict[str, Any]:
         body["metadata"].pop("resourceVersion", None)

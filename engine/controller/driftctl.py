@@ -6,16 +6,24 @@ summary the deployed inventory is watched per kind through
 `adapters.watches` — our own objects by `flotilla.dev/managed-by`, the
 objects of Helm releases by Helm's `app.kubernetes.io/managed-by` — and an
 event on one of them queues a check of that summary alone. The check diffs
-desired against the cached live object with the pure `drift.diff`,
-records drifted objects in ClusterSummary status, and in
-ContinuousWithDriftDetection re-applies exactly the drifted objects or the
-one drifted release, backing off (and saying so) when something keeps
+desired against the cached live object with the pure `drift.diff`; what
+that finds is only a candidate until a server-side-apply dry run of the
+desired object shows the API server would keep something else than what is
+live (`driftconfirm`; zero requests when the pure diff finds nothing, and
+one dry run per changed object otherwise). It records drifted objects in
+ClusterSummary status, and in ContinuousWithDriftDetection re-applies
+exactly the drifted objects or the one drifted release, backing off per
+correction unit (`drift.fights`, and saying so) when something keeps
 reverting it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +32,9 @@ from prometheus_client import Counter, Gauge
 from engine import drift, errors, plan
 from engine.adapters import connections, watches, workload
 from engine.catalog import ReleasePlan
-from engine.controller import context, deploy, desired, reporting, revisions
+from engine.controller import context, deploy, desired, driftconfirm, reporting, revisions
+from engine.controller.driftconfirm import Candidate, Found
+from engine.drift import fights
 from engine.model import conditions, types
 
 OURS = "flotilla.dev/managed-by=flotilla"
@@ -37,7 +47,9 @@ DRIFT_CORRECTED = Counter("flotilla_drift_corrected_total", "Drifted objects re-
                           ["cluster", "profile"])
 DRIFTED_OBJECTS = Gauge("flotilla_drifted_objects", "Objects currently drifted.",
                         ["cluster", "profile"])
+UNCONFIRMED_RETRY = 60.0  # seconds before a check retries a dry run that failed
 
+log = logging.getLogger("flotilla.drift")
 SummaryKey = tuple[str, str]
 
 
@@ -57,7 +69,9 @@ class DriftEngine:
         self.tracked: dict[SummaryKey, Tracked] = {}
         # summary → {release key: (release hash, the objects of its manifest)}
         self.children: dict[SummaryKey, dict[plan.Key, tuple[str, list[dict[str, Any]]]]] = {}
-        self.fights = drift.FightDetector()
+        # summary → its correction decisions (fights per release or object, futile retries)
+        self.correctors: dict[SummaryKey, fights.Corrector] = {}
+        self.confirmer = driftconfirm.Confirmer()
         self.checks = 0
 
     # -- which summaries are watched -----------------------------------------------------
@@ -99,6 +113,8 @@ class DriftEngine:
     def untrack(self, skey: SummaryKey) -> None:
         entry = self.tracked.pop(skey, None)
         self.children.pop(skey, None)
+        self.correctors.pop(skey, None)
+        self.confirmer.forget(skey)
         if entry is not None:
             cw = self.clusters.get(entry.cluster)
             if cw is not None:
@@ -151,47 +167,78 @@ class DriftEngine:
         self.checks += 1
         owner = workload.Owner(kind=ref["kind"], namespace=ref.get("namespace") or "",
                                name=ref["name"], tier=pspec.tier)
-        found = self._diff(skey, want, pspec, owner, cw)
-        requeue: float | None = None
-        fighting: list[str] = []
-        if found and pspec.sync_mode == types.SyncMode.CONTINUOUS_WITH_DRIFT_DETECTION:
-            conn = await self.ctx.connection(cluster)
-            requeue, fighting = await self._correct(summary, found, want, pspec, owner, conn)
-        await self._record(summary, profile, found, entry.cluster, fighting)
-        return requeue
+        candidates = self._diff(skey, want, pspec, owner, cw)
+        if not candidates:
+            self.confirmer.forget(skey)
+            decision = self._decide(skey, [], pspec)
+            await self._record(summary, profile, [], entry.cluster, decision)
+            return None
+        labels = {"cluster": f"{entry.cluster[0]}/{entry.cluster[1]}", "profile": ref["name"]}
+        # The connection the watches use; looking it up again would read its Secret.
+        conn = self.ctx.connections.cached(*entry.cluster)
+        try:
+            conn = conn or await self.ctx.connection(cluster)
+        except errors.FlotillaError as exc:
+            log.info("drift check of %s/%s cannot reach its cluster: %s", namespace, name,
+                     exc.reason)
+        found = await self.confirmer.confirm(skey, candidates, conn, labels)
+        # Without a connection nothing can be corrected, so nothing counts as a correction.
+        decision = self._decide(skey, found, pspec) if conn is not None else fights.Decision()
+        if conn is not None and decision.correct:
+            await self._correct(summary, found, decision, want, pspec, owner, conn)
+        await self._record(summary, profile, found, entry.cluster, decision)
+        retry = UNCONFIRMED_RETRY if any(not f.confirmed for f in found) else None
+        waits = [t for t in (decision.requeue, retry) if t is not None]
+        return min(waits) if waits else None
 
     def _diff(self, skey: SummaryKey, want: desired.Desired, pspec: types.ProfileSpec,
-              owner: workload.Owner, cw: watches.ClusterWatches,
-              ) -> list[tuple[plan.DesiredItem, watches.ObjKey, drift.DriftReport]]:
+              owner: workload.Owner, cw: watches.ClusterWatches) -> list[Candidate]:
+        """The pure first pass: objects whose live form departs from the rendered one."""
         found = []
         for item in want.items:
             if item.is_release:
                 objs = self.children.get(skey, {}).get(item.key, ("", []))[1]
-                pairs: list[tuple[Any, dict[str, Any]]] = [(o, o) for o in objs]
+                # (source for exclusions, compared with live, what `helm upgrade` would send)
+                triples: list[tuple[Mapping[str, Any], dict[str, Any], dict[str, Any]]] = [
+                    (o, o, o) for o in objs]
             else:
                 body = item.body
                 assert not isinstance(body, ReleasePlan)
-                pairs = [(body, workload.marked(body, owner, item.hash))]
-            for source, expected in pairs:
+                marked = workload.marked(body, owner, item.hash)
+                # A re-apply leaves excluded paths alone (Workload.apply), and so does the dry run.
+                sent = drift.strip_excluded(marked, drift.exclusions_for(pspec, body))
+                triples = [(body, marked, sent)]
+            for source, expected, sent in triples:
                 key = watches.obj_key(expected)
                 live = cw.cache.get(key)
                 if live is not None and drift.excluded_by_annotation(live):
                     continue
                 report = drift.diff(expected, live, exclusions=drift.exclusions_for(pspec, source))
                 if report.drifted:
-                    found.append((item, key, report))
+                    found.append(Candidate(item, key, expected, sent, live, report))
         return found
 
+    def _decide(self, skey: SummaryKey, found: list[Found],
+                pspec: types.ProfileSpec) -> fights.Decision:
+        """Which correction units to re-apply now (none outside ContinuousWithDriftDetection)."""
+        if pspec.sync_mode != types.SyncMode.CONTINUOUS_WITH_DRIFT_DETECTION:
+            return fights.Decision()
+        corrector = self.correctors.setdefault(skey, fights.Corrector())
+        return corrector.decide([fights.Finding(_unit(f), what, f.confirmed)
+                                 for f in found for what in _describe(f)], time.monotonic())
+
     async def _record(self, summary: dict[str, Any], profile: dict[str, Any],
-                      found: list[tuple[plan.DesiredItem, watches.ObjKey, drift.DriftReport]],
-                      ckey: tuple[str, str], fighting: list[str]) -> None:
+                      found: list[Found], ckey: tuple[str, str],
+                      decision: fights.Decision) -> None:
         """Write the drift report and the Drifted / DriftFight conditions (ours alone)."""
         status = dict(summary.get("status") or {})
         before = {(d.get("kind"), d.get("namespace"), d.get("name")): d
                   for d in status.get("drift") or []}
         now = reporting.now()
         rows = []
-        for _, (api, kind, ns, name), report in found:
+        unconfirmed = {(f.key[1], f.key[2], f.key[3]) for f in found if not f.confirmed}
+        for f in found:
+            (api, kind, ns, name), report = f.key, f.report
             group, _, version = api.rpartition("/")
             old = before.get((kind, ns, name))
             paths = ["(deleted)"] if report.deleted else list(report.paths)
@@ -206,11 +253,19 @@ class DriftEngine:
             DRIFT_DETECTED.labels(**labels).inc(len(new))
         DRIFTED_OBJECTS.labels(**labels).set(len(rows))
         gen = summary["metadata"].get("generation")
+        message = "; ".join(
+            f"{r['kind']} {r['namespace']}/{r['name']}: {', '.join(r['paths'])}"
+            + (" (unconfirmed: the server's dry run failed)"
+               if (r["kind"], r["namespace"], r["name"]) in unconfirmed else "")
+            for r in rows)
+        if decision.held:
+            message += ("; not corrected again until the server can confirm it: "
+                        + ", ".join(u.label for u in decision.held))
         conds = conditions.set_condition(
             status.get("conditions"), type="Drifted", status=bool(rows),
-            reason="Drifted" if rows else "InSync",
-            message="; ".join(f"{r['kind']} {r['namespace']}/{r['name']}: {', '.join(r['paths'])}"
-                              for r in rows)[:1000], observed_generation=gen, now=now)
+            reason="Drifted" if rows else "InSync", message=message[:1000],
+            observed_generation=gen, now=now)
+        fighting = [u.label for u in decision.fighting]
         fight = ("another actor keeps reverting " + ", ".join(fighting) +
                  "; corrections back off") if fighting else ""
         conds = conditions.set_condition(
@@ -232,26 +287,17 @@ class DriftEngine:
                 await self.ctx.recorder.event(summary, type="Warning", reason="DriftFight",
                                               message=fight)
 
-    async def _correct(self, summary: dict[str, Any],
-                       found: list[tuple[plan.DesiredItem, watches.ObjKey, drift.DriftReport]],
-                       want: desired.Desired, pspec: types.ProfileSpec, owner: workload.Owner,
-                       conn: connections.Connection) -> tuple[float | None, list[str]]:
-        """Re-apply only what drifted: single objects, or the one release they belong to."""
-        now = time.monotonic()
-        done: set[plan.Key] = set()
-        requeue: float | None = None
-        fighting = []
-        for item, key, _ in found:
-            fight_key = "/".join([summary["metadata"]["name"], *key])
-            back_off, wait = self.fights.should_back_off(fight_key, now)
-            if back_off:
-                fighting.append(f"{key[1]} {key[2]}/{key[3]}")
-                requeue = wait if requeue is None else min(requeue, wait)
-                continue
-            if item.key in done:
-                continue
-            done.add(item.key)
-            self.fights.record_correction(fight_key, now)
+    async def _correct(self, summary: dict[str, Any], found: list[Found],
+                       decision: fights.Decision, want: desired.Desired,
+                       pspec: types.ProfileSpec, owner: workload.Owner,
+                       conn: connections.Connection) -> None:
+        """Re-apply the units the decision picked: single objects, or the release they are in."""
+        cref = summary["spec"]["clusterRef"]
+        corrected = DRIFT_CORRECTED.labels(cluster=f"{cref['namespace']}/{cref['name']}",
+                                           profile=owner.name)
+        for unit in decision.correct:
+            objects = [f for f in found if _unit(f) == unit]
+            item = objects[0].item
             if item.is_release:
                 rel = item.body
                 assert isinstance(rel, ReleasePlan)
@@ -261,25 +307,48 @@ class DriftEngine:
                 assert not isinstance(body, ReleasePlan)
                 await conn.workload.apply(body, owner, item.hash,
                                           exclusions=drift.exclusions_for(pspec, body))
-            cref = summary["spec"]["clusterRef"]
-            DRIFT_CORRECTED.labels(cluster=f"{cref['namespace']}/{cref['name']}",
-                                   profile=owner.name).inc()
-        return requeue, fighting
+            corrected.inc(len(objects))
 
     async def close(self) -> None:
         for cw in self.clusters.values():
             await cw.stop()
 
 
+def _unit(found: Found) -> fights.Unit:
+    """What correcting this object re-applies: its whole release, or the object alone."""
+    if found.item.is_release:
+        rel = found.item.body
+        assert isinstance(rel, ReleasePlan)
+        return fights.release_unit(rel.namespace, rel.release_name)
+    return fights.object_unit(*found.key)
+
+
+def _describe(found: Found) -> list[str]:
+    """Each drifted field as object, path and a digest of its live value (it may be secret)."""
+    what = " ".join(found.key)
+    if found.report.deleted:
+        return [f"{what} (deleted)"]
+    return [f"{what} {c.path} " + hashlib.sha256(
+        json.dumps(c.live, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        for c in found.report.changes]
 
 
 async def _with_namespace(conn: connections.Connection, obj: dict[str, Any],
                           default: str) -> dict[str, Any]:
-    """Helm manifests may omit metadata.namespace for namespaced kinds."""
+    """The object under the namespace the server files it in.
+
+    Helm manifests may omit metadata.namespace for namespaced kinds, and some
+    charts set one on cluster-scoped kinds, which the server drops: keyed as
+    rendered, such an object would never be found live and look deleted.
+    """
     try:
         res = await conn.client.resource(obj["apiVersion"], obj["kind"])
     except errors.FlotillaError:
         return obj
-    if res.namespaced and not (obj.get("metadata") or {}).get("namespace"):
-        obj = {**obj, "metadata": {**obj.get("metadata", {}), "namespace": default}}
+    meta = dict(obj.get("metadata") or {})
+    if res.namespaced and not meta.get("namespace"):
+        return {**obj, "metadata": {**meta, "namespace": default}}
+    if not res.namespaced and "namespace" in meta:
+        del meta["namespace"]
+        return {**obj, "metadata": meta}
     return obj

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +269,216 @@ spec:
         mgmt("delete", "clusterprofile", name, "--timeout=60s")
 
 
+def _chart(engine: Engine, mgmt: Kubectl, chart: str) -> tuple[str, str, str]:
+    """A ContinuousWithDriftDetection profile deploying one test chart as release `rel`."""
+    name, label, ns = f"ch-{_uid()}", f"t-{_uid()}", f"ch-{_uid()}"
+    mgmt.apply(f"""
+apiVersion: flotilla.dev/v1alpha1
+kind: ClusterProfile
+metadata: {{name: {name}}}
+spec:
+  syncMode: ContinuousWithDriftDetection
+  clusterSelector: {{matchLabels: {{{label}: "on"}}}}
+  helmCharts:
+  - {{repositoryURL: '{engine.repo.url}', chartName: {chart}, chartVersion: 0.1.0,
+     releaseName: rel, releaseNamespace: {ns}}}
+""")
+    mgmt("label", "workloadcluster", "-n", FLEET_NS, CLUSTER, f"{label}=on")
+    engine.wait_ready(name, 1)
+    return name, label, ns
+
+
+def _revision(helm: Helm, ns: str) -> int:
+    return int(json.loads(helm("status", "rel", "-n", ns, "-o", "json"))["version"])
+
+
+def _dry_runs(engine: Engine, profile: str, result: str) -> float:
+    """flotilla_drift_dry_runs_total for one profile and result, from the controller."""
+    prefix = (f'flotilla_drift_dry_runs_total{{cluster="{FLEET_NS}/{CLUSTER}",'
+              f'profile="{profile}",result="{result}"}} ')
+    lines = [x for x in engine.metrics().splitlines() if x.startswith(prefix)]
+    return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+
+def _steady(probe: Callable[[], Any], expected: Any, *, seconds: float) -> None:
+    """probe() keeps returning `expected` for `seconds` (longer than one helm upgrade)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert probe() == expected
+        time.sleep(0.5)
+
+
+def _pod_spec(kubectl: Kubectl, kind: str, name: str, ns: str) -> dict[str, Any]:
+    spec: dict[str, Any] = kubectl.json("get", kind, name, "-n", ns)["spec"]["template"]["spec"]
+    return spec
+
+
+class TestServerView:
+    """Fields the server drops, defaults or rewrites are not drift; real edits still are."""
+
+    def test_defaulted_chart_stays_quiet_and_edits_are_corrected(
+            self, engine: Engine, mgmt: Kubectl, tmp_path: Path) -> None:
+        name, _, ns = _chart(engine, mgmt, "defaulted")
+        target = engine.cluster(CLUSTER)
+        helm = Helm(engine.kubeconfig(CLUSTER), tmp_path)
+        try:
+            # The first check writes Drifted; before the fix it found false drift and upgraded.
+            first = eventually(lambda: condition(_summary(mgmt, name), "Drifted"),
+                               timeout=30, what="first drift check")
+            assert first["status"] == "False", first
+            assert _revision(helm, ns) == 1
+            # Detection is live: hostPID is false in the chart, so the server stores nothing;
+            # setting it is drift all the same, and the release is upgraded once to undo it.
+            target("patch", "daemonset", "rel-agent", "-n", ns, "--type=merge",
+                   "-p", '{"spec": {"template": {"spec": {"hostPID": true}}}}')
+            eventually(lambda: not _pod_spec(target, "daemonset", "rel-agent", ns).get("hostPID"),
+                       timeout=15, what="hostPID corrected")
+            eventually(lambda: _revision(helm, ns) == 2, what="one upgrade")
+            # Changes that are not drift make checks run, each confirmed by a dry run…
+            cleared = _dry_runs(engine, name, "cleared")
+            for kind in ("deployment/rel", "service/rel", "daemonset/rel-agent"):
+                target("annotate", kind, "-n", ns, "example.com/poked=yes", "--overwrite")
+            eventually(lambda: _dry_runs(engine, name, "cleared") >= cleared + 3, timeout=15,
+                       what="dry runs clearing the candidates of every poked object")
+            # …and over a bounded window nothing is reported and nothing is upgraded.
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                assert _drift(mgmt, name) == []
+                drifted = condition(_summary(mgmt, name), "Drifted")
+                assert drifted is not None and drifted["status"] == "False", drifted
+                assert _revision(helm, ns) == 2
+                time.sleep(0.5)
+            # A real edit of a field the server keeps is still found and corrected.
+            target("set", "image", "deployment/rel", "-n", ns, "app=registry.invalid/evil:6")
+            eventually(lambda: _pod_spec(target, "deployment", "rel", ns)["containers"][0][
+                "image"] == "registry.invalid/flotilla/standin:1", timeout=15, what="image")
+            eventually(lambda: _revision(helm, ns) == 3, what="one more upgrade")
+            assert _dry_runs(engine, name, "confirmed") >= 2
+        finally:
+            mgmt("delete", "clusterprofile", name, "--timeout=60s")
+
+
+# Fails every dry run in one namespace (nothing listens on port 9), and only dry runs:
+# real writes do not match, so corrections still work.
+_DRY_RUNS_DOWN = """
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: {name}}}
+webhooks:
+- name: dry-runs.flotilla.test
+  clientConfig: {{url: "https://127.0.0.1:9/validate"}}
+  rules: [{{apiGroups: ["", apps], apiVersions: [v1], operations: [CREATE, UPDATE],
+           resources: [configmaps, services, deployments, daemonsets]}}]
+  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
+  matchConditions: [{{name: dry-runs-only, expression: "request.dryRun == true"}}]
+  failurePolicy: Fail
+  sideEffects: None
+  admissionReviewVersions: [v1]
+  timeoutSeconds: 2
+"""
+
+
+class TestDryRunOutage:
+    """Without dry runs the pure guess stands, and what a correction cannot fix is not retried."""
+
+    def test_failed_dry_runs_fall_back_without_a_loop(
+            self, engine: Engine, mgmt: Kubectl, tmp_path: Path) -> None:
+        name, _, ns = _chart(engine, mgmt, "defaulted")
+        target = engine.cluster(CLUSTER)
+        helm = Helm(engine.kubeconfig(CLUSTER), tmp_path)
+        hook = f"dry-runs-down-{ns}"
+
+        def drifted() -> str:
+            cond = condition(_summary(mgmt, name), "Drifted")
+            return str(cond["message"]) if cond and cond["status"] == "True" else ""
+
+        def poke(n: int) -> None:
+            """A change that is not drift, and proof that a check (a failed dry run) saw it."""
+            before = _dry_runs(engine, name, "failed")
+            target("annotate", "service/rel", "-n", ns, f"example.com/poked={n}", "--overwrite")
+            eventually(lambda: _dry_runs(engine, name, "failed") > before, timeout=15,
+                       what=f"a check after poke {n}")
+
+        try:
+            eventually(lambda: condition(_summary(mgmt, name), "Drifted"), what="first check")
+            assert _revision(helm, ns) == 1
+            target.apply(_DRY_RUNS_DOWN.format(name=hook, ns=ns))
+            # The Service's clusterIP "" is the server's to fill in: only a dry run tells.
+            # Unconfirmed, it is reported and corrected once — a no-op upgrade…
+            poke(1)
+            message = eventually(drifted, timeout=15, what="unconfirmed drift")
+            assert f"Service {ns}/rel: /spec/clusterIP (unconfirmed" in message, message
+            eventually(lambda: _revision(helm, ns) == 2, what="one correction")
+            # …and then held: later checks report it without upgrading again.
+            for n in range(2, 5):
+                poke(n)
+            eventually(lambda: f"confirm it: Helm release {ns}/rel" in drifted(), timeout=15,
+                       what="held")
+            _steady(lambda: _revision(helm, ns), 2, seconds=5)
+            # The zero values the server dropped are not reported even unconfirmed.
+            assert [r["kind"] for r in _drift(mgmt, name)] == ["Service"]
+            # A real edit is still corrected, once.
+            target("set", "image", "deployment/rel", "-n", ns, "app=registry.invalid/evil:6")
+            eventually(lambda: _pod_spec(target, "deployment", "rel", ns)["containers"][0][
+                "image"] == "registry.invalid/flotilla/standin:1", timeout=15, what="image")
+            eventually(lambda: _revision(helm, ns) == 3, what="one correction of the edit")
+            eventually(lambda: "Deployment" not in drifted(), timeout=15, what="edit undone")
+            poke(5)
+            _steady(lambda: _revision(helm, ns), 3, seconds=5)
+            # Dry runs back: the clusterIP is cleared by the server's own answer.
+            target("delete", "validatingwebhookconfiguration", hook)
+            target("annotate", "service/rel", "-n", ns, "example.com/poked=6", "--overwrite")
+            eventually(lambda: not drifted() and _drift(mgmt, name) == [], timeout=15,
+                       what="drift cleared once the server answers")
+            assert _revision(helm, ns) == 3
+        finally:
+            target("delete", "validatingwebhookconfiguration", hook, "--ignore-not-found")
+            mgmt("delete", "clusterprofile", name, "--timeout=60s")
+
+
+class TestReleaseFights:
+    """An actor reverting object after object of one release backs off the release."""
+
+    def test_fight_over_a_release_backs_off_its_upgrades(
+            self, engine: Engine, mgmt: Kubectl, tmp_path: Path) -> None:
+        name, _, ns = _chart(engine, mgmt, "defaulted")
+        target = engine.cluster(CLUSTER)
+        helm = Helm(engine.kubeconfig(CLUSTER), tmp_path)
+        objects = ["configmap/rel", "service/rel", "deployment/rel", "daemonset/rel-agent"]
+        stop = threading.Event()
+        edits = 0
+
+        def fighter() -> None:
+            # Each edit hits the next object, so no single object is reverted often.
+            nonlocal edits
+            while not stop.is_set():
+                target("label", objects[edits % len(objects)], "-n", ns, "--overwrite",
+                       f"app.kubernetes.io/part-of=fighter-{edits}", check=False)
+                edits += 1
+                time.sleep(0.3)
+
+        thread = threading.Thread(target=fighter, daemon=True)
+        try:
+            assert _revision(helm, ns) == 1
+            thread.start()
+            cond = eventually(lambda: (c := condition(_summary(mgmt, name), "DriftFight"))
+                              and c["status"] == "True" and c, timeout=60, what="DriftFight")
+            assert f"Helm release {ns}/rel" in cond["message"], cond
+            fought = _revision(helm, ns)
+            time.sleep(12)  # the first back-off (10 s) ends inside this window, once
+            upgrades = _revision(helm, ns) - 1
+        finally:
+            stop.set()
+            if thread.is_alive():
+                thread.join()
+            mgmt("delete", "clusterprofile", name, "--timeout=60s")
+        assert edits >= 30
+        # Three corrections start the fight; after that one upgrade per back-off. Keyed per
+        # object, the four objects would each be corrected three times before any waited.
+        assert fought - 1 <= 4, f"{fought - 1} upgrades before the fight was declared"
+        assert upgrades <= 5, f"{upgrades} upgrades against {edits} edits"
+
+
 class TestPlan:
     """`flotilla plan` prints the per-cluster diff a profile would make, changing nothing."""
 
@@ -288,10 +499,13 @@ class TestPlan:
 
 
 def _applies(kubectl: Kubectl) -> int:
-    """Server-side applies to Deployments, from the API server's own metrics."""
+    """Server-side applies to Deployments that write, from the API server's own metrics.
+
+    Dry runs (drift confirmation) carry dry_run="All" and are not counted.
+    """
     total = 0
     for line in kubectl("get", "--raw", "/metrics").splitlines():
         if line.startswith("apiserver_request_total{") and 'resource="deployments"' in line \
-                and 'verb="APPLY"' in line:
+                and 'verb="APPLY"' in line and 'dry_run=""' in line:
             total += int(float(line.rsplit(" ", 1)[1]))
     return total

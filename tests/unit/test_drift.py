@@ -1,4 +1,4 @@
-"""Unit tests for engine.drift: normalising, diffing, exclusions and fight detection."""
+"""Unit tests for engine.drift: normalising, diffing and exclusions."""
 
 from __future__ import annotations
 
@@ -266,51 +266,6 @@ class TestIgnoreAnnotation:
 
     def test_missing_metadata(self) -> None:
         assert not drift.excluded_by_annotation({"kind": "ConfigMap"})
-
-
-class TestFightDetector:
-    """FightDetector backs off exponentially when an object keeps being reverted."""
-
-    def test_two_corrections_do_not_back_off(self) -> None:
-        fights = drift.FightDetector()
-        fights.record_correction("cm", 0.0)
-        fights.record_correction("cm", 5.0)
-        assert fights.should_back_off("cm", 5.0) == (False, 0.0)
-        assert not fights.is_fighting("cm", 5.0)
-
-    def test_three_in_a_minute_back_off_and_double_up_to_the_cap(self) -> None:
-        fights = drift.FightDetector()
-        for now in (0.0, 5.0, 10.0):
-            fights.record_correction("cm", now)
-        assert fights.should_back_off("cm", 12.0) == (True, 8.0)
-        assert fights.is_fighting("cm", 12.0)
-        assert fights.should_back_off("other", 12.0) == (False, 0.0)
-        now, waits = 20.0, []
-        for _ in range(8):
-            fights.record_correction("cm", now)
-            back_off, wait = fights.should_back_off("cm", now)
-            assert back_off
-            waits.append(wait)
-            now += wait
-        assert waits == [20.0, 40.0, 80.0, 160.0, 300.0, 300.0, 300.0, 300.0]
-
-    def test_spread_out_corrections_never_back_off(self) -> None:
-        fights = drift.FightDetector()
-        for now in range(0, 600, 31):
-            fights.record_correction("cm", float(now))
-            assert fights.should_back_off("cm", float(now)) == (False, 0.0)
-
-    def test_quiet_period_ends_the_fight(self) -> None:
-        fights = drift.FightDetector()
-        for now in (0.0, 1.0, 2.0):
-            fights.record_correction("cm", now)
-        assert fights.is_fighting("cm", 60.0)
-        assert not fights.is_fighting("cm", 80.0)
-        fights.record_correction("cm", 80.0)
-        assert fights.should_back_off("cm", 80.0) == (False, 0.0)
-        fights.prune(1000.0)
-        fights.forget("cm")
-        assert fights.should_back_off("cm", 1000.0) == (False, 0.0)
 
 
 # JSON-like documents; keys use "/" and "~" to exercise pointer escaping and

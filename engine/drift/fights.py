@@ -1,0 +1,179 @@
+"""When to correct drift: per correction unit, with back-off when something fights back.
+
+Used by the controller's drift engine (`engine.controller.driftctl`). Pure
+apart from its own memory: time is always passed in.
+
+A correction re-applies a *unit*: one plain object, or a whole Helm release
+(`helm upgrade` rewrites every object of the release). Fights are counted
+and backed off per unit, because that is what each correction costs: five
+drifted objects of one release are one upgrade, and an actor reverting one
+object after another inside the same release is one fight, not five.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class _Fight:
+    recent: tuple[float, ...]  # correction times inside the window
+    level: int  # back-off level; 0 while no back-off is due
+    last: float  # time of the latest correction
+
+
+class FightDetector:
+    """Notices when another actor keeps reverting what we correct.
+
+    Keys are correction units (`Unit.key`). After `threshold` corrections of
+    one key within `window` seconds, the next correction waits `base_delay`,
+    and every further correction during the fight doubles the wait, up to
+    `max_delay`. The fight is over once the key stays clean for `window`
+    seconds after its back-off ends.
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold: int = 3,
+        window: float = 60.0,
+        base_delay: float = 10.0,
+        max_delay: float = 300.0,
+    ) -> None:
+        self.threshold = threshold
+        self.window = window
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._fights: dict[str, _Fight] = {}
+
+    def delay(self, level: int) -> float:
+        """The back-off after a correction at `level` (0: none)."""
+        return 0.0 if level <= 0 else min(self.max_delay, self.base_delay * 2 ** (level - 1))
+
+    def record_correction(self, key: str, now: float) -> None:
+        fight = self._fights.get(key)
+        if fight is not None and not self._ongoing(fight, now):
+            fight = None
+        previous = fight.recent if fight is not None else ()
+        recent = (*(t for t in previous if now - t < self.window), now)
+        level = fight.level if fight is not None else 0
+        if level > 0 or len(recent) >= self.threshold:
+            level += 1
+        self._fights[key] = _Fight(recent=recent, level=level, last=now)
+
+    def should_back_off(self, key: str, now: float) -> tuple[bool, float]:
+        """(True, seconds left) while a correction of `key` must wait."""
+        fight = self._fights.get(key)
+        if fight is None:
+            return False, 0.0
+        remaining = fight.last + self.delay(fight.level) - now
+        return (True, remaining) if remaining > 0 else (False, 0.0)
+
+    def is_fighting(self, key: str, now: float) -> bool:
+        fight = self._fights.get(key)
+        return fight is not None and fight.level > 0 and self._ongoing(fight, now)
+
+    def forget(self, key: str) -> None:
+        """Drop what is known about `key` (object deleted or no longer managed)."""
+        self._fights.pop(key, None)
+
+    def prune(self, now: float) -> None:
+        """Forget keys whose fights are over, so memory follows live objects."""
+        for key in [k for k, fight in self._fights.items() if not self._ongoing(fight, now)]:
+            del self._fights[key]
+
+    def _ongoing(self, fight: _Fight, now: float) -> bool:
+        return now - fight.last <= self.delay(fight.level) + self.window
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What one correction re-applies: `key` for the fight memory, `label` for people."""
+
+    key: str
+    label: str
+
+
+def release_unit(namespace: str, release: str) -> Unit:
+    return Unit(key=f"helm/{namespace}/{release}", label=f"Helm release {namespace}/{release}")
+
+
+def object_unit(api_version: str, kind: str, namespace: str, name: str) -> Unit:
+    where = f"{namespace}/{name}" if namespace else name
+    return Unit(key="/".join((api_version, kind, namespace, name)), label=f"{kind} {where}")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One drifted field (or one deleted object) as the decision sees it."""
+
+    unit: Unit
+    what: str  # the object, the path and a digest of the live value there
+    confirmed: bool  # False when the API server could not be asked (dry run failed)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with the drifted units of one check."""
+
+    correct: tuple[Unit, ...] = ()  # correct each once, now
+    waiting: tuple[Unit, ...] = ()  # backing off
+    held: tuple[Unit, ...] = ()  # unconfirmed drift that a correction already failed to clear
+    fighting: tuple[Unit, ...] = ()  # in a fight: the DriftFight condition names them
+    requeue: float | None = None  # when the earliest back-off ends
+
+
+class Corrector:
+    """Decides, for one summary, which drifted units to correct now.
+
+    Each unit is corrected at most once per check. A unit in back-off waits
+    (`FightDetector`). Drift the API server could not confirm (its dry run
+    failed) is corrected once; if nothing but already-corrected findings
+    (same path, same live value) are drifted after that, the correction did
+    nothing the diff can see (a field the server drops, most likely), so the
+    unit is held — reported, not corrected — until it is found clean or
+    something new drifts. That keeps a failed dry run from turning into an
+    upgrade loop, while a new hand edit is still corrected.
+    """
+
+    def __init__(self, fights: FightDetector | None = None) -> None:
+        self.fights = fights or FightDetector()
+        # unit → unconfirmed findings corrected since it was last clean
+        self._tried: dict[str, frozenset[str]] = {}
+
+    def decide(self, findings: Iterable[Finding], now: float) -> Decision:
+        units: dict[str, Unit] = {}
+        found: dict[str, list[Finding]] = {}
+        for finding in findings:
+            units[finding.unit.key] = finding.unit
+            found.setdefault(finding.unit.key, []).append(finding)
+        for key in [k for k in self._tried if k not in found]:
+            del self._tried[key]  # clean now: a later drift deserves a correction again
+        correct: list[Unit] = []
+        waiting: list[Unit] = []
+        held: list[Unit] = []
+        fighting: list[Unit] = []
+        requeue: float | None = None
+        for key, unit in units.items():
+            unconfirmed = (None if any(f.confirmed for f in found[key])
+                           else frozenset(f.what for f in found[key]))
+            if unconfirmed is not None and unconfirmed <= self._tried.get(key, frozenset()):
+                held.append(unit)
+                continue
+            back_off, wait = self.fights.should_back_off(key, now)
+            if back_off:
+                waiting.append(unit)
+                requeue = wait if requeue is None else min(requeue, wait)
+            else:
+                self.fights.record_correction(key, now)
+                correct.append(unit)
+                if unconfirmed is None:
+                    self._tried.pop(key, None)
+                else:
+                    self._tried[key] = self._tried.get(key, frozenset()) | unconfirmed
+            if self.fights.is_fighting(key, now):
+                fighting.append(unit)
+        self.fights.prune(now)
+        return Decision(correct=tuple(correct), waiting=tuple(waiting), held=tuple(held),
+                        fighting=tuple(fighting), requeue=requeue)
