@@ -72,11 +72,13 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _controller(args: argparse.Namespace) -> int:
+    from engine.controller import context
     from engine.controller import main as controller_main
 
     mirrors = dict(item.split("=", 1) for item in args.chart_mirror)
+    settings = context.Settings(withdraw_timeout=args.withdraw_timeout)
     controller_main.run(args.kubeconfig, mirrors=mirrors, mirror_configmap=args.mirror_configmap,
-                        verbose=args.verbose, metrics_port=args.metrics_port)
+                        verbose=args.verbose, metrics_port=args.metrics_port, settings=settings)
     return 0
 
 
@@ -169,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
                           "UPSTREAM=LOCAL lines")
     ctl.add_argument("--metrics-port", type=int, default=0,
                      help="serve Prometheus metrics on 127.0.0.1:PORT (0: off)")
+    ctl.add_argument("--withdraw-timeout", type=float, default=600.0, metavar="SECONDS",
+                     help="how long a summary keeps trying to withdraw from an unreachable "
+                          "cluster before it lets go with a warning Event (default 600)")
     ctl.add_argument("--verbose", action="store_true")
     ctl.set_defaults(func=_controller)
 

@@ -6,17 +6,22 @@ make too, so nothing here is magic:
     pause / resume   kubectl patch clusterprofile P --type=merge \
                          -p '{"spec":{"rollout":{"paused":true}}}'
     approve          kubectl annotate clusterprofile P flotilla.dev/approved=r<REV>:<stage>[,…]
-    undo --to N      writes revision N's content (from its ControllerRevision) back into the spec
+    undo --to N      writes revision N's spec content (from its ControllerRevision) back into
+                     the spec and annotates flotilla.dev/restore-revision=N, so the controller
+                     deploys N's whole snapshot (ConfigMap, Secret and catalog content too)
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
-from engine import errors
+from engine import errors, snapshot
 from engine.adapters import kube, kubeconfig
-from engine.controller.revisions import NOT_CONTENT
+
+RESTORE = "flotilla.dev/restore-revision"
+SECRET_SUFFIX = "-secrets"
 
 API_VERSION = "flotilla.dev/v1alpha1"
 APPROVED = "flotilla.dev/approved"
@@ -49,6 +54,40 @@ async def _summaries(client: kube.Client, body: dict[str, Any]) -> list[dict[str
     selector = f"flotilla.dev/profile-kind={body['kind']},flotilla.dev/profile-name=" \
                f"{body['metadata']['name']}"
     return await client.list(API_VERSION, "ClusterSummary", label_selector=selector)
+
+
+async def _snapshot(client: kube.Client, rev: dict[str, Any]) -> snapshot.Snapshot:
+    data = rev.get("data") or {}
+    secret = None
+    if data.get("secretRefs"):
+        meta = rev["metadata"]
+        found = await client.get("v1", "Secret", meta["namespace"], meta["name"] + SECRET_SUFFIX)
+        secret = {k: base64.b64decode(v).decode()
+                  for k, v in ((found or {}).get("data") or {}).items()}
+    return snapshot.join(data, secret)
+
+
+async def _history_text(client: kube.Client, body: dict[str, Any]) -> str:
+    """Every revision, the clusters running it, and what changed from the one before."""
+    summaries = await _summaries(client, body)
+    lines = [f"{'REVISION':>8}  {'CREATED':<21} CLUSTERS"]
+    before: snapshot.Snapshot | None = None
+    for rev in await _history(client, body):
+        number = int(rev.get("revision", 0))
+        on = [s["spec"]["clusterRef"]["name"] for s in summaries
+              if (s.get("status") or {}).get("revision") == number]
+        lines.append(f"{number:>8}  {rev['metadata'].get('creationTimestamp', ''):<21} "
+                     f"{', '.join(sorted(on)) or '-'}")
+        snap = await _snapshot(client, rev)
+        if before is not None:
+            changed = snapshot.changes(before, snap) if before.complete and snap.complete \
+                else [f"spec {p}" for p in snapshot.changes(
+                    snapshot.Snapshot(spec=before.spec), snapshot.Snapshot(spec=snap.spec))]
+            lines.extend(f"{'':>10}changed: {c}" for c in changed[:20])
+            if len(changed) > 20:
+                lines.append(f"{'':>10}… and {len(changed) - 20} more")
+        before = snap
+    return "\n".join(lines)
 
 
 def _status_text(body: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
@@ -84,15 +123,7 @@ async def _run(kc: str, action: str, profile: str, to_revision: int | None,
         if action == "status":
             return _status_text(body, await _summaries(client, body))
         if action == "history":
-            summaries = await _summaries(client, body)
-            lines = [f"{'REVISION':>8}  {'CREATED':<21} CLUSTERS"]
-            for rev in await _history(client, body):
-                number = int(rev.get("revision", 0))
-                on = [s["spec"]["clusterRef"]["name"] for s in summaries
-                      if (s.get("status") or {}).get("revision") == number]
-                lines.append(f"{number:>8}  {rev['metadata'].get('creationTimestamp', ''):<21} "
-                             f"{', '.join(sorted(on)) or '-'}")
-            return "\n".join(lines)
+            return await _history_text(client, body)
         if action in ("pause", "resume"):
             await client.patch(API_VERSION, kind, ns, name, {"spec": {"rollout": {
                 "paused": action == "pause"}}})
@@ -126,9 +157,13 @@ async def _run(kc: str, action: str, profile: str, to_revision: int | None,
                     raise errors.NonRetriableError(
                         f"revision {to_revision} is not in the history "
                         f"({', '.join(str(r['revision']) for r in revs)})", reason="NoRevision")
-            spec = {k: v for k, v in (body.get("spec") or {}).items() if k in NOT_CONTENT}
-            spec.update(chosen.get("data") or {})
-            replaced = {**body, "spec": spec}
+            spec = {k: v for k, v in (body.get("spec") or {}).items()
+                    if k in snapshot.NOT_CONTENT}
+            spec.update((await _snapshot(client, chosen)).spec)
+            annotations = dict(body["metadata"].get("annotations") or {})
+            annotations[RESTORE] = str(chosen["revision"])
+            replaced = {**body, "spec": spec,
+                        "metadata": {**body["metadata"], "annotations": annotations}}
             await client.request("PUT", (await client.resource(API_VERSION, kind)).path(ns, name),
                                  body=replaced)
             return f"{profile}: rolling back to revision {chosen['revision']} through the stages"

@@ -22,6 +22,7 @@ from engine.devfleet.chartrepo import ChartRepo
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 FLEET_NS = "fleet"
+WITHDRAW_TIMEOUT = 30
 
 
 def bins() -> Path:
@@ -118,6 +119,8 @@ class Engine:
         argv = [sys.executable, "-m", "engine.cli", "controller", "--kubeconfig",
                 self.fleet.management.kubeconfig, *self.repo.mirror_flags()]
         argv += ["--metrics-port", str(self.metrics_port)]
+        # Short, so the withdrawal test sees an unreachable cluster let go within a test's time.
+        argv += ["--withdraw-timeout", str(WITHDRAW_TIMEOUT)]
         self.starts += 1
         log = open(self.workdir / f"controller-{self.starts}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)

@@ -21,6 +21,7 @@ from engine.controller import queue, reporting, store
 
 if TYPE_CHECKING:
     from engine.controller.driftctl import DriftEngine
+    from engine.snapshot import Snapshot
 
 log = logging.getLogger("flotilla.controller")
 GROUP = "flotilla.dev"
@@ -37,6 +38,8 @@ class Settings:
     probe_interval: float = 30.0
     health_poll: float = 2.0
     max_backoff: float = 60.0
+    secret_resync: float = 60.0
+    withdraw_timeout: float = 600.0  # then a summary lets go of an unreachable cluster
 
 
 @dataclass
@@ -55,6 +58,11 @@ class Context:
     # Summary statuses a deploy produced but could not write (management API error): kept
     # here and written before anything else is decided, so a lost write is never redeployed.
     unwritten: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Revision snapshots by ControllerRevision uid (immutable, so never stale), and the
+    # revisions whose Secret is known to exist.
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
+    revision_secrets: set[str] = field(default_factory=set)
+    withdraw_attempts: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def enqueue(self, key: Hashable, *, after: float = 0.0) -> None:
         if self.queue is not None:

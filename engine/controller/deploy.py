@@ -54,7 +54,8 @@ class Runner:
         old = self.old_rows.get(name) or {}
         failures = int(old.get("consecutiveFailures", 0))
         failures = failures + 1 if state in ("Failed", "FailedNonRetriable") else 0
-        row = {"name": name, "kind": kind, "status": state, "message": limits.shorten(message, ROW_MESSAGE_LEN),
+        row = {"name": name, "kind": kind, "status": state,
+               "message": limits.shorten(message, ROW_MESSAGE_LEN),
                "consecutiveFailures": failures, "version": version, "hash": item.hash,
                "lastAppliedTime": reporting.now() if applied else old.get("lastAppliedTime", "")}
         if healthy is not None:
@@ -262,6 +263,8 @@ async def install_release(ctx: context.Context, conn: connections.Connection,
                           rel: ReleasePlan, values: Mapping[str, Any],
                           publish: progress.Publish | None = None) -> None:
     """Install or upgrade one release (deploys and drift corrections); see `helmrun`."""
+    reporting.log.info("%s: helm install/upgrade %s/%s (%s %s)", conn.name, rel.namespace,
+                       rel.release_name, rel.chart_name, rel.chart_version)
     await helmrun.install(conn, rel, await chart_dir(ctx, rel), values, publish)
 
 

@@ -1,8 +1,9 @@
 """Build what one (profile, cluster) pair should have: releases with final values, manifests.
 
-Used by the ClusterSummary reconciler (and `flotilla plan`). Reads the
-catalog, ConfigMaps and Secrets from the controller's store or the
-management API, and calls the pure modules: `catalog.resolve` for services
+Used by the ClusterSummary and drift reconcilers (and `flotilla plan`). Works
+on the snapshot of the revision the cluster was assigned (catalog entries,
+ConfigMap and Secret data as they were when it was recorded), and calls the
+pure modules: `catalog.resolve` for services
 and charts, `render` for Jinja2 values over the cluster and for manifests,
 `plan.DesiredItem` for content hashes. Anything unusable raises SpecError
 naming the field, before a single write happens.
@@ -10,14 +11,13 @@ naming the field, before a single write happens.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from engine import catalog, errors, plan, render
-from engine.controller import context, profiles
+from engine import catalog, errors, plan, render, snapshot
+from engine.controller import context, profiles, revisions
 from engine.model import types
 
 
@@ -32,34 +32,31 @@ class Desired:
         return render.stable_hash([(list(i.key), i.hash) for i in self.items])
 
 
-async def _ref_data(ctx: context.Context, kind: str, namespace: str, name: str, *,
-                    optional: bool, field_path: str) -> dict[str, str] | None:
-    if kind == "ConfigMap":
-        body = ctx.store.get("ConfigMap", namespace, name)
-        if body is None:  # the store only holds ConfigMaps we were told about; ask once
-            body = await ctx.mgmt.get("v1", "ConfigMap", namespace, name)
-        data = dict((body or {}).get("data") or {}) if body else None
-    else:
-        body = await ctx.mgmt.get("v1", "Secret", namespace, name)
-        data = {k: base64.b64decode(v).decode() for k, v in (body.get("data") or {}).items()} \
-            if body else None
-    if data is None and not optional:
-        raise errors.SpecError(f"{kind} {namespace}/{name} not found", field=field_path,
-                               reason="ReferenceNotFound")
-    return data
+async def _ref_data(ctx: context.Context, snap: snapshot.Snapshot,
+                    ref: snapshot.Reference) -> snapshot.RefData:
+    if snap.has(ref.key):
+        return snap.data(ref.key)
+    # A revision recorded before snapshots existed: its references are read live.
+    return await revisions.read_reference(ctx, ref)
 
 
-def _ref_namespace(profile: dict[str, Any], given: str) -> str:
-    # A Profile may only read references in its own namespace (tenant scope).
-    if profile["kind"] == "Profile":
-        return str(profile["metadata"]["namespace"])
-    return given
+def _catalog(ctx: context.Context, snap: snapshot.Snapshot) -> dict[str, types.CatalogServiceSpec]:
+    if not snap.complete:
+        return profiles.catalog_specs(ctx)
+    out = {}
+    for name, raw in snap.catalog.items():
+        out[name] = types.CatalogServiceSpec.from_dict(raw, name=name)
+    return out
 
 
 async def build(ctx: context.Context, profile: dict[str, Any], spec: types.ProfileSpec,
-                cluster: dict[str, Any]) -> Desired:
+                cluster: dict[str, Any], snap: snapshot.Snapshot) -> Desired:
+    """What `snap` (the revision the cluster was assigned) puts on this cluster."""
     template_ctx = {"cluster": cluster}
-    releases = catalog.resolve(spec, profiles.catalog_specs(ctx))
+    refs = {r.field: r for r in snapshot.references(
+        spec, profile_kind=profile["kind"], profile_namespace=profile["metadata"].get(
+            "namespace") or "")}
+    releases = catalog.resolve(spec, _catalog(ctx, snap))
     desired = Desired(items=[])
     for rel in releases:
         values: Any = dict(rel.values)
@@ -68,10 +65,9 @@ async def build(ctx: context.Context, profile: dict[str, Any], spec: types.Profi
                                              ".values")
             values = render.deep_merge(values, templated or {})
         values = render.template_values(values, template_ctx, field=rel.field + ".values")
-        for i, ref in enumerate(rel.values_from):
+        for i in range(len(rel.values_from)):
             where = f"{rel.field}.valuesFrom[{i}]"
-            data = await _ref_data(ctx, str(ref.kind), _ref_namespace(profile, ref.namespace),
-                                   ref.name, optional=ref.optional, field_path=where)
+            data = await _ref_data(ctx, snap, refs[where])
             for key in sorted(data or {}):
                 try:
                     extra = yaml.safe_load(render.template_values(
@@ -85,10 +81,9 @@ async def build(ctx: context.Context, profile: dict[str, Any], spec: types.Profi
         desired.items.append(item)
         desired.values[item.key] = values
         desired.releases[rel.release_name] = rel
-    for i, ref in enumerate(spec.policy_refs):
+    for i in range(len(spec.policy_refs)):
         where = f"spec.policyRefs[{i}]"
-        data = await _ref_data(ctx, str(ref.kind), _ref_namespace(profile, ref.namespace),
-                               ref.name, optional=ref.optional, field_path=where)
+        data = await _ref_data(ctx, snap, refs[where])
         for obj in render.load_manifests(data or {}, field=where):
             desired.items.append(plan.DesiredItem.for_object(obj))
     return desired

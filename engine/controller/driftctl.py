@@ -157,11 +157,12 @@ class DriftEngine:
         cluster = self.ctx.store.get("WorkloadCluster", *entry.cluster)
         if profile is None or cluster is None:
             return None
-        content = revisions.find(self.ctx, profile, int(summary["spec"].get("revision") or 0))
-        spec = revisions.spec_at(profile, content or revisions.content_of(profile["spec"]))
         try:
-            pspec = types.ProfileSpec.from_dict(spec)
-            want = await desired.build(self.ctx, profile, pspec, cluster)
+            pspec, snap = await revisions.assigned(self.ctx, profile,
+                                                   int(summary["spec"].get("revision") or 0))
+            if snap is None:
+                return None
+            want = await desired.build(self.ctx, profile, pspec, cluster, snap)
         except errors.FlotillaError:
             return None  # the summary reconcile reports spec problems
         self.checks += 1

@@ -58,7 +58,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         mgmt=mgmt, store=store.Store(),
         connections=connections.Connections(work / "clusters"),
         charts=helm.ChartCache(work / "charts", testbin.path() / "helm", CONFIG["mirrors"]),
-        recorder=reporting.Recorder(mgmt), static_mirrors=dict(CONFIG["mirrors"]))
+        recorder=reporting.Recorder(mgmt), static_mirrors=dict(CONFIG["mirrors"]),
+        settings=CONFIG.get("settings") or context.Settings())
     c.drift = driftctl.DriftEngine(c)
     c.queue = queue.WorkQueue(lambda key: dispatch(c, key), workers=16, name="flotilla")
     STATE["ctx"] = c
@@ -156,7 +157,9 @@ def _spec_or_labels_changed(old: dict[str, Any] | None, new: dict[str, Any]) -> 
     if old is None:
         return True
     o, n = old.get("metadata", {}), new.get("metadata", {})
+    # Annotations carry requests too (approve, undo's restore, retry): they count as changes.
     return (o.get("generation") != n.get("generation") or o.get("labels") != n.get("labels")
+            or o.get("annotations") != n.get("annotations")
             or bool(n.get("deletionTimestamp")) != bool(o.get("deletionTimestamp")))
 
 
@@ -175,8 +178,7 @@ async def on_cluster(type: str | None, body: kopf.Body, **_: Any) -> None:
 async def on_catalog(type: str | None, body: kopf.Body, **_: Any) -> None:
     old, new = _remember("CatalogService", type, body)
     if _spec_or_labels_changed(old, new) or type == "DELETED":
-        _all_profiles()
-        _summaries_where(lambda s: True)
+        _all_profiles()  # a changed entry becomes a new revision of the profiles using it
 
 
 async def _on_profile(kind: str, type: str | None, body: kopf.Body) -> None:
@@ -230,7 +232,8 @@ async def on_configmap(type: str | None, body: kopf.Body, **_: Any) -> None:
     if old is not None and old.get("data") == new.get("data") and type != "DELETED":
         return
     ns, name = meta.get("namespace"), meta.get("name")
-    # Re-deploy the summaries whose profile references this ConfigMap.
+    # A profile referencing this ConfigMap records its new content as a new revision, which
+    # the rollout then moves through the stages: nothing is redeployed from here.
     for kind in context.PROFILE_KINDS:
         for profile in ctx().store.all(kind):
             spec = profile.get("spec") or {}
@@ -240,6 +243,4 @@ async def on_configmap(type: str | None, body: kopf.Body, **_: Any) -> None:
             pns = profile["metadata"].get("namespace")
             if any(r.get("kind") == "ConfigMap" and r.get("name") == name
                    and (r.get("namespace") or pns) == ns for r in refs):
-                pmeta = profile["metadata"]
-                _summaries_where(lambda s, k=kind, pm=pmeta: s["spec"]["profileRef"]["kind"] == k
-                                 and s["spec"]["profileRef"]["name"] == pm["name"])
+                ctx().enqueue(("profile", kind, pns or "", profile["metadata"]["name"]))

@@ -15,7 +15,7 @@ from typing import Any
 from engine import drift, errors, plan, select
 from engine.adapters import connections, helm, kube, kubeconfig, workload
 from engine.catalog import ReleasePlan
-from engine.controller import context, deploy, desired, helmrun, reporting, store
+from engine.controller import context, deploy, desired, helmrun, reporting, revisions, store
 from engine.model import types
 
 API = context.API_VERSION
@@ -94,6 +94,8 @@ async def render_plan(kc: str, ref: str) -> str:
         summaries = {s["spec"]["clusterRef"]["name"]: s for s in await mgmt.list(
             API, "ClusterSummary", label_selector=f"flotilla.dev/profile-name={name}")}
         lines.append(f"{kind} {ref}: {len(chosen)} clusters selected ({spec.sync_mode})")
+        # What the profile would deploy now: its spec with today's references and catalog.
+        snap = await revisions.build(ctx, profile, spec)
         for sel in chosen:
             cluster = ctx.store.get("WorkloadCluster", sel.namespace, sel.name) or {}
             lines.append(f"\n{sel.namespace}/{sel.name} ({sel.reason}):")
@@ -103,7 +105,7 @@ async def render_plan(kc: str, ref: str) -> str:
                     lines.append(f"  {row['name']}: {row.get('message', '')}")
                 continue
             try:
-                want = await desired.build(ctx, profile, spec, cluster)
+                want = await desired.build(ctx, profile, spec, cluster, snap)
                 conn = await ctx.connection(cluster)
                 for item in want.items:
                     line = (await _release_line(ctx, conn, item, want.values[item.key])

@@ -98,6 +98,7 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
         _check_pointers(spec)
         chosen = _selections(ctx, kind, namespace, name, spec)
         catalog.resolve(spec, catalog_specs(ctx))  # surfaces unknown services/versions here
+        snap = await revisions.build(ctx, body, spec)
     except errors.FlotillaError as exc:
         reason, message, _ = reporting.describe(exc)
         status = dict(body.get("status") or {})
@@ -109,11 +110,13 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
             await ctx.recorder.event(body, type="Warning", reason=reason, message=message)
         return None
     in_use = {int((s.get("status") or {}).get("revision") or 0) for s in existing}
-    revision = await revisions.ensure(ctx, body, in_use=in_use)
-    spec_hash = revisions.content_hash(body.get("spec") or {})
+    revision, snap, note = await revisions.target(ctx, body, snap, in_use=in_use)
+    spec_hash = snap.digest()
     wanted = {plan.summary_name(kind, name, cname): (cns, cname, reason)
               for cns, cname, reason in chosen}
     outcome = await rollouts.assign(ctx, body, spec, revision, wanted, existing)
+    if note:
+        outcome.status["message"] = f"{outcome.status.get('message') or ''} ({note})".strip()
     for sname, (cns, cname, reason) in wanted.items():
         if sname in outcome.assigned:
             rev, rev_hash = outcome.assigned[sname]
@@ -137,6 +140,11 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
                                  " its services")
     await _rollup(ctx, body, spec_hash, revision, chosen, summaries_of(ctx, kind, namespace, name),
                   outcome)
+    if snap.secrets:
+        # Secrets are not watched (a cluster-wide Secret watch costs more than it saves):
+        # re-read the referenced ones now and then, so an edit becomes a revision.
+        resync = ctx.settings.secret_resync
+        return resync if outcome.requeue_after is None else min(outcome.requeue_after, resync)
     return outcome.requeue_after
 
 

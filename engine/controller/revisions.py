@@ -1,35 +1,38 @@
-"""Numbered revisions of a profile's deployable content, kept as ControllerRevisions.
+"""Numbered revisions of a profile's resolved content, kept as ControllerRevisions.
 
-Used by the profile reconciler (which revision is the target), the summary
-reconciler (deploy exactly the revision it was assigned, not whatever the
-profile says now) and `flotilla rollout history|undo`. A revision is the
-part of a profile spec that decides *what* gets deployed; selection and
-rollout controls are left out, so relabelling or pausing never makes a new
-revision. Identical content reuses its number, which is how `undo` works:
-it writes revision N's content back into the profile. History is bounded.
+Used by the profile reconciler (build the snapshot of what the profile
+deploys now; record it as the next revision when it changed), the summary
+and drift reconcilers (deploy and compare exactly the snapshot of the
+revision a cluster was assigned, never live ConfigMaps or catalog entries)
+and `flotilla rollout history|undo`.
+
+A revision is an `engine.snapshot.Snapshot`: the content part of the spec
+(selection and rollout controls are left out, so relabelling or pausing
+never makes a revision), the data of every referenced ConfigMap and Secret,
+and the catalog entries used. Secret data lives in a Secret owned by the
+ControllerRevision, never in the revision itself. Identical content reuses
+its number. History is bounded to KEEP plus any revision still in use.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 from typing import Any
 
-from engine import render
+from engine import errors, snapshot
+from engine.adapters import kube
 from engine.controller import context
+from engine.model import types
 
-# Fields that choose clusters or steer the rollout; everything else is content.
-NOT_CONTENT = ("clusterSelector", "clusterRefs", "clusterSelectorCEL", "rollout", "maxUpdate",
-               "stopMatchingBehavior")
 KEEP = 10
 LABEL_KIND = "flotilla.dev/profile-kind"
 LABEL_NAME = "flotilla.dev/profile-name"
-
-
-def content_of(spec: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in sorted(spec.items()) if k not in NOT_CONTENT}
-
-
-def content_hash(spec: dict[str, Any]) -> str:
-    return str(render.stable_hash(content_of(spec)))
+HASH = "flotilla.dev/hash"
+SECRET_SUFFIX = "-secrets"
+# Set by `flotilla rollout undo --to-revision N`: deploy revision N's snapshot (its ConfigMap
+# and catalog content too) while the spec still equals N's, instead of today's references.
+RESTORE = "flotilla.dev/restore-revision"
 
 
 def namespace_for(profile: dict[str, Any]) -> str:
@@ -50,22 +53,82 @@ def history(ctx: context.Context, profile: dict[str, Any]) -> list[dict[str, Any
     return sorted(found, key=lambda r: int(r.get("revision", 0)))
 
 
-def find(ctx: context.Context, profile: dict[str, Any], number: int) -> dict[str, Any] | None:
-    for rev in history(ctx, profile):
-        if int(rev.get("revision", 0)) == number:
-            data: dict[str, Any] = rev.get("data") or {}
-            return data
-    return None
+def hashes(ctx: context.Context, profile: dict[str, Any]) -> dict[int, str]:
+    """Content digest of every recorded revision."""
+    return {int(rev.get("revision", 0)): str((rev["metadata"].get("annotations") or {})
+                                             .get(HASH, "")) for rev in history(ctx, profile)}
 
 
-async def ensure(ctx: context.Context, profile: dict[str, Any], *, in_use: set[int]) -> int:
-    """The revision number of the profile's current content, recording it when new."""
-    spec = profile.get("spec") or {}
-    digest = content_hash(spec)
+# -- building the snapshot of the profile's content now -------------------------------------
+
+async def read_reference(ctx: context.Context, ref: snapshot.Reference) -> snapshot.RefData:
+    """The data of one referenced ConfigMap or Secret (decoded); None when optional and absent."""
+    if ref.kind == "ConfigMap":
+        body = ctx.store.get("ConfigMap", ref.namespace, ref.name)
+        if body is None:  # the store only holds ConfigMaps we were told about; ask once
+            body = await ctx.mgmt.get("v1", "ConfigMap", ref.namespace, ref.name)
+        data = {str(k): str(v) for k, v in (body.get("data") or {}).items()} if body else None
+    else:
+        body = await ctx.mgmt.get("v1", "Secret", ref.namespace, ref.name)
+        data = {str(k): base64.b64decode(v).decode() for k, v in
+                (body.get("data") or {}).items()} if body else None
+    if data is None and not ref.optional:
+        raise errors.SpecError(f"{ref.kind} {ref.namespace}/{ref.name} not found",
+                               field=ref.field, reason="ReferenceNotFound")
+    return data
+
+
+async def build(ctx: context.Context, profile: dict[str, Any],
+                spec: types.ProfileSpec) -> snapshot.Snapshot:
+    """One snapshot of what the profile deploys now (built once per change, not per cluster)."""
+    catalog = {c["metadata"]["name"]: c.get("spec") or {}
+               for c in ctx.store.all("CatalogService")}
+    meta = profile["metadata"]
+    configmaps: dict[str, snapshot.RefData] = {}
+    secrets: dict[str, snapshot.RefData] = {}
+    for ref in snapshot.references(spec, profile_kind=profile["kind"],
+                                   profile_namespace=meta.get("namespace") or ""):
+        target = secrets if ref.kind == "Secret" else configmaps
+        if ref.key not in target:
+            target[ref.key] = await read_reference(ctx, ref)
+    return snapshot.Snapshot(spec=snapshot.content_of(profile.get("spec") or {}),
+                             configmaps=configmaps, secrets=secrets,
+                             catalog=snapshot.catalog_used(spec, catalog))
+
+
+# -- recording and reading revisions --------------------------------------------------------
+
+async def target(ctx: context.Context, profile: dict[str, Any], snap: snapshot.Snapshot, *,
+                 in_use: set[int]) -> tuple[int, snapshot.Snapshot, str]:
+    """The revision the profile should roll out now, its snapshot, and a note for status.
+
+    Normally `snap` (recorded when new). After an undo to N, N itself while the
+    spec still equals N's: the references may hold newer data, and undo promised N.
+    """
+    wanted = (profile["metadata"].get("annotations") or {}).get(RESTORE, "")
+    if wanted.isdigit():
+        old = await at(ctx, profile, int(wanted))
+        if old is not None and dict(old.spec) == dict(snap.spec):
+            note = ""
+            if old.complete and old.digest() != snap.digest():
+                moved = snapshot.changes(old, snap)
+                note = (f"restored revision {wanted} (undo); the references have changed since "
+                        f"({'; '.join(moved[:3])}): remove annotation {RESTORE} to roll that "
+                        "out")
+            return int(wanted), old, note
+    return await ensure(ctx, profile, snap, in_use=in_use), snap, ""
+
+
+async def ensure(ctx: context.Context, profile: dict[str, Any], snap: snapshot.Snapshot, *,
+                 in_use: set[int]) -> int:
+    """The revision number of this snapshot, recording it when new."""
+    digest = snap.digest()
+    revs: list[dict[str, Any]] = []
     for attempt in ("cache", "api"):
         revs = history(ctx, profile)
         for rev in revs:
-            if (rev["metadata"].get("annotations") or {}).get("flotilla.dev/hash") == digest:
+            if (rev["metadata"].get("annotations") or {}).get(HASH) == digest:
+                await _ensure_secret(ctx, rev, snap)
                 return int(rev["revision"])
         if attempt == "cache":
             # New content, or a cache still filling after a restart: ask the API before
@@ -75,19 +138,44 @@ async def ensure(ctx: context.Context, profile: dict[str, Any], *, in_use: set[i
                                            label_selector=f"{LABEL_NAME}={profile['metadata']['name']}"):
                 ctx.store.put("ControllerRevision", rev)
     number = max([int(r.get("revision", 0)) for r in revs] + [0]) + 1
+    public, _ = snapshot.split(snap)
     meta = profile["metadata"]
     body = {
         "apiVersion": "apps/v1", "kind": "ControllerRevision",
         "metadata": {"name": f"{_prefix(profile)}-r{number}", "namespace": namespace_for(profile),
                      "labels": {LABEL_KIND: profile["kind"], LABEL_NAME: meta["name"]},
-                     "annotations": {"flotilla.dev/hash": digest}},
+                     "annotations": {HASH: digest}},
         "revision": number,
-        "data": content_of(spec),
+        "data": public,
     }
     created = await ctx.mgmt.apply(body)
+    await _ensure_secret(ctx, created, snap)
     ctx.store.put("ControllerRevision", created)  # visible before the watch event arrives
     await _prune(ctx, revs, keep=in_use | {number})
     return number
+
+
+async def _ensure_secret(ctx: context.Context, rev: dict[str, Any],
+                         snap: snapshot.Snapshot) -> None:
+    """The Secret holding a revision's Secret data, owned by it (so it goes with it)."""
+    if not snap.secrets:
+        return
+    meta = rev["metadata"]
+    name = meta["name"] + SECRET_SUFFIX
+    if meta.get("uid") in ctx.revision_secrets:
+        return
+    if await ctx.mgmt.get("v1", "Secret", meta["namespace"], name) is None:
+        _, data = snapshot.split(snap)
+        await ctx.mgmt.apply({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": meta["namespace"],
+                         "labels": dict(meta.get("labels") or {}),
+                         "ownerReferences": [{"apiVersion": "apps/v1",
+                                              "kind": "ControllerRevision",
+                                              "name": meta["name"], "uid": meta["uid"]}]},
+            "stringData": data,
+        })
+    ctx.revision_secrets.add(meta.get("uid", ""))
 
 
 async def _prune(ctx: context.Context, revs: list[dict[str, Any]], keep: set[int]) -> None:
@@ -99,13 +187,49 @@ async def _prune(ctx: context.Context, revs: list[dict[str, Any]], keep: set[int
         if int(rev.get("revision", 0)) in keep:
             continue
         meta = rev["metadata"]
-        await ctx.mgmt.delete("apps/v1", "ControllerRevision", meta["namespace"], meta["name"])
+        with contextlib.suppress(kube.NotFound):
+            await ctx.mgmt.delete("apps/v1", "ControllerRevision", meta["namespace"],
+                                  meta["name"])
         ctx.store.drop("ControllerRevision", meta["namespace"], meta["name"])
+        ctx.snapshots.pop(meta.get("uid", ""), None)
         excess -= 1
 
 
-def spec_at(profile: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
-    """The profile spec with its content replaced by a recorded revision's."""
-    spec = {k: v for k, v in (profile.get("spec") or {}).items() if k in NOT_CONTENT}
-    spec.update(content)
+async def at(ctx: context.Context, profile: dict[str, Any],
+             number: int) -> snapshot.Snapshot | None:
+    """The snapshot revision `number` recorded (cached: revisions never change)."""
+    rev = next((r for r in history(ctx, profile) if int(r.get("revision", 0)) == number), None)
+    if rev is None:
+        return None
+    meta = rev["metadata"]
+    uid = str(meta.get("uid", ""))
+    if uid in ctx.snapshots:
+        return ctx.snapshots[uid]
+    data: dict[str, Any] = rev.get("data") or {}
+    secret: dict[str, str] | None = None
+    if data.get("secretRefs"):
+        body = await ctx.mgmt.get("v1", "Secret", meta["namespace"], meta["name"] + SECRET_SUFFIX)
+        secret = {k: base64.b64decode(v).decode()
+                  for k, v in ((body or {}).get("data") or {}).items()} if body else None
+    snap = snapshot.join(data, secret)
+    ctx.snapshots[uid] = snap
+    return snap
+
+
+def spec_at(profile: dict[str, Any], snap: snapshot.Snapshot) -> dict[str, Any]:
+    """The profile spec with its content replaced by a snapshot's."""
+    spec = {k: v for k, v in (profile.get("spec") or {}).items() if k in snapshot.NOT_CONTENT}
+    spec.update(snap.spec)
     return spec
+
+
+async def assigned(ctx: context.Context, profile: dict[str, Any], number: int,
+                   ) -> tuple[types.ProfileSpec, snapshot.Snapshot | None]:
+    """The parsed spec and the snapshot of revision `number` (the one a summary was assigned).
+
+    Used by the summary and drift reconcilers, so both work on the same content.
+    """
+    snap = await at(ctx, profile, number)
+    if snap is None:
+        return types.ProfileSpec.from_dict(profile.get("spec") or {}), None
+    return types.ProfileSpec.from_dict(spec_at(profile, snap)), snap

@@ -40,13 +40,6 @@ def _seconds(stamp: str | None) -> float | None:
         return None
 
 
-def _hashes(ctx: context.Context, profile: dict[str, Any]) -> dict[int, str]:
-    """Content hash of every recorded revision, read once per decision."""
-    return {int(rev.get("revision", 0)): str(
-        (rev["metadata"].get("annotations") or {}).get("flotilla.dev/hash", ""))
-        for rev in revisions.history(ctx, profile)}
-
-
 def policy_of(spec: types.ProfileSpec) -> rs.RolloutPolicy:
     """The planner's plain policy from the typed profile spec."""
     ro = spec.rollout or types.RolloutSpec()
@@ -110,9 +103,8 @@ async def assign(ctx: context.Context, profile: dict[str, Any], spec: types.Prof
         policy_of(spec), revision=revision,
         last_good=int(last_good) if last_good is not None else None, clusters=states,
         approvals=approvals, now=datetime.datetime.now(datetime.UTC).timestamp())
-    hashes = _hashes(ctx, profile)
-    fallback = revisions.content_hash(profile.get("spec") or {})
-    assigned = {key_of[k]: (rev, hashes.get(rev, fallback))
+    hashes = revisions.hashes(ctx, profile)
+    assigned = {key_of[k]: (rev, hashes.get(rev, ""))
                 for k, rev in decision.assign.items() if k in key_of}
     phase = str(decision.phase)
     status: dict[str, Any] = {

@@ -12,9 +12,11 @@ what this profile still owns, then drops the finalizer.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import time
 from typing import Any
 
-from engine import errors, plan
+from engine import errors, plan, retry
 from engine.adapters import kube, workload
 from engine.controller import context, deploy, desired, helmrun, reporting, revisions
 from engine.model import conditions, types
@@ -56,15 +58,16 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
         await _phase(ctx, summary, status, "Provisioning", "ClusterUnavailable",
                      f"cluster {cref.get('namespace')}/{cref.get('name')} is {why}")
         return None
-    content = revisions.find(ctx, profile, int(spec.get("revision") or 0))
-    if content is None:
-        # Before revisions existed, or a summary from an older controller: the live spec.
-        content = revisions.content_of(profile.get("spec") or {})
     try:
-        pspec = types.ProfileSpec.from_dict(revisions.spec_at(profile, content))
-    except errors.SpecError as exc:
-        await _phase(ctx, summary, status, "Failed", exc.reason, str(exc))
-        return None
+        pspec, snap = await revisions.assigned(ctx, profile, int(spec.get("revision") or 0))
+    except errors.FlotillaError as exc:
+        reason, message, retriable = reporting.describe(exc)
+        await _phase(ctx, summary, status, "Failed", reason, message)
+        return 5.0 if retriable else None
+    if snap is None:
+        await _phase(ctx, summary, status, "Provisioning", "RevisionNotFound",
+                     f"revision {spec.get('revision')} of the profile is not recorded (yet)")
+        return 10.0
     if pspec.sync_mode == types.SyncMode.ONE_TIME and status.get("phase") == "Provisioned":
         return None  # OneTime: served once, later profile edits do not reach this cluster
     waiting = _waiting_profiles(ctx, summary, pspec)
@@ -73,7 +76,7 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
                      f"waiting for profile(s) {', '.join(waiting)} to be provisioned first")
         return ctx.settings.health_poll
     try:
-        want = await desired.build(ctx, profile, pspec, cluster)
+        want = await desired.build(ctx, profile, pspec, cluster, snap)
     except errors.FlotillaError as exc:
         reason, message, retriable = reporting.describe(exc)
         await _phase(ctx, summary, status, "Failed", reason, message, event_on=profile)
@@ -273,13 +276,71 @@ async def withdraw(ctx: context.Context, summary: dict[str, Any],
                 else:
                     await conn.workload.delete(entry.key, owner)
         except errors.FlotillaError as exc:
-            reason, message, _ = reporting.describe(exc)
-            await _phase(ctx, summary, dict(summary.get("status") or {}), "Removing", reason,
-                         f"withdrawing: {message}")
-            return 5.0
+            return await _withdraw_failed(ctx, summary, exc)
+    elif not leave and (summary.get("status") or {}).get("inventory"):
+        # The WorkloadCluster is gone: nobody can reach what was deployed there.
+        await _abandon(ctx, summary, "the cluster is no longer registered")
+    ctx.withdraw_attempts.pop((meta["namespace"], meta["name"]), None)
+    await _release(ctx, summary)
+    return None
+
+
+async def _withdraw_failed(ctx: context.Context, summary: dict[str, Any],
+                           exc: errors.FlotillaError) -> float | None:
+    """Report the failed attempt and back off; past --withdraw-timeout, let the summary go."""
+    meta = summary["metadata"]
+    key = (meta["namespace"], meta["name"])
+    attempts = ctx.withdraw_attempts.get(key, 0) + 1
+    ctx.withdraw_attempts[key] = attempts
+    _, message, _ = reporting.describe(exc)
+    waited = time.time() - _seconds(meta.get("deletionTimestamp"))
+    left = ctx.settings.withdraw_timeout - waited
+    if left > 0:
+        wait = min(retry.delay(attempts, asked=float(getattr(exc, "delay", 0.0))), left)
+        await _phase(ctx, summary, dict(summary.get("status") or {}), "Removing",
+                     "WithdrawPending",
+                     f"withdrawing failed (attempt {attempts}): {message}; next attempt in "
+                     f"{wait:.0f}s, giving up in {left:.0f}s (--withdraw-timeout)")
+        return wait
+    await _abandon(ctx, summary, f"withdrawing failed for {waited:.0f}s ({attempts} attempts): "
+                                 f"{message}")
+    ctx.withdraw_attempts.pop(key, None)
+    await _release(ctx, summary)
+    return None
+
+
+async def _abandon(ctx: context.Context, summary: dict[str, Any], why: str) -> None:
+    """Warn, on the summary and its profile, what may remain on the cluster."""
+    entries = [plan.InventoryEntry.from_dict(r)
+               for r in (summary.get("status") or {}).get("inventory") or []]
+    left = ", ".join(_entry_name(e) for e in entries) or "nothing recorded"
+    cluster = summary["spec"]["clusterRef"]["name"]
+    message = f"gave up withdrawing from {cluster}: {why}; may remain there: {left}"
+    await ctx.recorder.event(summary, type="Warning", reason="WithdrawAbandoned", message=message)
+    ref = summary["spec"]["profileRef"]
+    profile = ctx.store.get(ref["kind"], ref.get("namespace") or "", ref["name"])
+    if profile is not None:
+        await ctx.recorder.event(profile, type="Warning", reason="WithdrawAbandoned",
+                                 message=message)
+
+
+def _entry_name(entry: plan.InventoryEntry) -> str:
+    if entry.key[0] == plan.HELM and len(entry.key) == 3:
+        return f"helm release {entry.key[1]}/{entry.key[2]}"
+    _group, _version, kind, ns, name = entry.key
+    return f"{kind} {ns + '/' if ns else ''}{name}"
+
+
+def _seconds(stamp: str | None) -> float:
+    if not stamp:
+        return time.time()
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+async def _release(ctx: context.Context, summary: dict[str, Any]) -> None:
+    meta = summary["metadata"]
     finalizers = [f for f in meta.get("finalizers") or [] if f != context.SUMMARY_FINALIZER]
     with contextlib.suppress(kube.NotFound):
         await ctx.mgmt.patch(summary["apiVersion"], "ClusterSummary", meta["namespace"],
                              meta["name"], {"metadata": {"finalizers": finalizers}})
-    return None
 

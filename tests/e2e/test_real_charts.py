@@ -178,7 +178,9 @@ class TestRealCharts:
         for release in ("gpu-operator", "cert-manager"):
             assert after[release] == before[release] + 1, (
                 release, real.history(release),
-                [s["status"].get("services") for s in real.summaries()])
+                [(s["metadata"]["name"], s["status"].get("drift"), [
+                    (r["name"], r.get("lastAppliedTime")) for r in s["status"]["services"]])
+                 for s in real.summaries()])
         # kserve-crd was not upgraded, and the CRD it renders only once is still there.
         assert after["kserve-crd"] == before["kserve-crd"]
         assert real.kubectl.get("crd", "clusterstoragecontainers.serving.kserve.io")

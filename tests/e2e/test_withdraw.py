@@ -1,0 +1,95 @@
+"""Withdrawal never hangs: an unreachable cluster is let go after --withdraw-timeout.
+
+The cluster's API server is frozen with SIGSTOP (requests to it time out, as
+with a cluster that vanished from the network) and thawed with SIGCONT in
+`finally`, so the fleet is whole again for the next test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+from fleetkit import FLEET_NS, WITHDRAW_TIMEOUT, Engine, Kubectl, condition, eventually
+
+from engine.devfleet import fleet as devfleet
+
+CLUSTER = "cluster-6"
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+class TestUnreachableWithdrawal:
+    """Deleting a profile whose cluster does not answer ends, with an Event naming what remains."""
+
+    def test_profile_deleted_while_its_cluster_is_down(
+            self, engine: Engine, mgmt: Kubectl, fleet: devfleet.Fleet) -> None:
+        name, label, ns = f"wd-{_uid()}", f"t-{_uid()}", f"wd-{_uid()}"
+        apiserver = next(c for c in fleet.clusters if c.name == CLUSTER).pids["apiserver"]
+        mgmt.apply(f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}, namespace: flotilla-system}}
+data:
+  objects.yaml: |
+    apiVersion: v1
+    kind: Namespace
+    metadata: {{name: {ns}}}
+    ---
+    apiVersion: v1
+    kind: ConfigMap
+    metadata: {{name: app, namespace: {ns}}}
+    data: {{kept: "yes"}}
+---
+apiVersion: flotilla.dev/v1alpha1
+kind: ClusterProfile
+metadata: {{name: {name}}}
+spec:
+  clusterSelector: {{matchLabels: {{{label}: "on"}}}}
+  policyRefs: [{{kind: ConfigMap, namespace: flotilla-system, name: {name}}}]
+""")
+        mgmt("label", "workloadcluster", "-n", FLEET_NS, CLUSTER, f"{label}=on")
+        stopped = False
+        try:
+            engine.wait_ready(name, 1)
+            os.kill(apiserver, signal.SIGSTOP)
+            stopped = True
+            asked = time.monotonic()
+            mgmt("delete", "clusterprofile", name, "--wait=false")
+
+            def pending() -> dict[str, object] | None:
+                items = mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
+                                  f"flotilla.dev/profile-name={name}")["items"]
+                cond = condition(items[0], "Ready") if items else None
+                return cond if cond and cond["reason"] == "WithdrawPending" else None
+
+            cond = eventually(pending, timeout=30, what="WithdrawPending reported")
+            assert "giving up in" in str(cond["message"])
+            eventually(lambda: mgmt.get("clusterprofile", name) is None,
+                       timeout=WITHDRAW_TIMEOUT + 40, interval=1, what="profile gone")
+            took = time.monotonic() - asked
+            assert took >= WITHDRAW_TIMEOUT - 2, f"let go after {took:.0f}s, before the timeout"
+            events = mgmt.json("get", "events", "-n", FLEET_NS,
+                               "--field-selector", "reason=WithdrawAbandoned")["items"]
+            mine = [e for e in events if name in e["involvedObject"]["name"]]
+            assert mine, events
+            assert f"ConfigMap {ns}/app" in mine[0]["message"]
+            assert f"Namespace {ns}" in mine[0]["message"]
+        finally:
+            if stopped:
+                os.kill(apiserver, signal.SIGCONT)
+            mgmt("label", "workloadcluster", "-n", FLEET_NS, CLUSTER, f"{label}-", check=False)
+            mgmt("delete", "configmap", name, "-n", "flotilla-system", check=False)
+        # The cluster is back: no late attempt half-removed what was left behind (the
+        # summary is gone, so nothing is queued for it), and both objects are whole.
+        work = engine.cluster(CLUSTER)
+        eventually(lambda: work.get("configmap", "app", "-n", ns), timeout=30,
+                   what="cluster answering again")
+        assert work.get("namespace", ns) is not None
+        assert mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
+                         f"flotilla.dev/profile-name={name}")["items"] == []
+        work("delete", "namespace", ns, "--wait=false", check=False)
