@@ -96,6 +96,14 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retry(args: argparse.Namespace) -> int:
+    from engine import ops
+
+    for line in ops.retry(args.kubeconfig, args.profile, cluster=args.cluster):
+        print(line)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from engine import demo
 
@@ -196,6 +204,13 @@ def _parser() -> argparse.ArgumentParser:
     ro.add_argument("--to-revision", type=int, default=None)
     ro.add_argument("--stage", default=None, help="approve: the stage (default: the waiting one)")
     ro.set_defaults(func=_rollout)
+
+    again = sub.add_parser("retry", help="try a profile's failed deployments again "
+                                          "(FailedNonRetriable included)")
+    again.add_argument("profile", help="NAME (ClusterProfile) or NAMESPACE/NAME (Profile)")
+    again.add_argument("--cluster", default=None, help="only this workload cluster")
+    again.add_argument("--kubeconfig", required=True)
+    again.set_defaults(func=_retry)
 
     cat = sub.add_parser("catalog", help="catalog authoring tools")
     cat_sub = cat.add_subparsers(dest="action", required=True)

@@ -1,4 +1,4 @@
-"""Management-cluster operations behind `flotilla install`, `register` and `plan`.
+"""Management-cluster operations behind `flotilla install`, `register`, `retry` and `plan`.
 
 Used by the CLI, the demo and the tests. Each operation is idempotent:
 server-side apply with our field manager, so running it twice changes
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -89,6 +90,40 @@ async def _register(kc: str, namespace: str, name: str, cluster_kc: str,
 def register(kc: str, *, namespace: str, name: str, cluster_kubeconfig: str,
              labels: Mapping[str, str]) -> str:
     return asyncio.run(_register(kc, namespace, name, cluster_kubeconfig, labels))
+
+
+def retry(kc: str, profile: str, *, cluster: str | None = None) -> list[str]:
+    """Ask for a new attempt of a profile's failed deployments (all clusters, or one).
+
+    The same write kubectl could make: a fresh `flotilla.dev/retry` annotation on the
+    ClusterSummaries, which restarts their failure counts, FailedNonRetriable included.
+    """
+    return asyncio.run(_retry(kc, profile, cluster))
+
+
+async def _retry(kc: str, profile: str, cluster: str | None) -> list[str]:
+    kind, name = ("Profile", profile.split("/", 1)[1]) if "/" in profile else (
+        "ClusterProfile", profile)
+    selector = f"flotilla.dev/profile-kind={kind},flotilla.dev/profile-name={name}"
+    if cluster:
+        selector += f",flotilla.dev/cluster-name={cluster}"
+    token = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    client = kube.Client(kubeconfig.load(kc), name="management")
+    try:
+        found = await client.list(API_VERSION, "ClusterSummary", label_selector=selector)
+        if not found:
+            raise errors.NonRetriableError(
+                f"no ClusterSummary of {kind} {profile}" + (f" on {cluster}" if cluster else ""),
+                reason="NotFound")
+        out = []
+        for summary in found:
+            meta = summary["metadata"]
+            await client.patch(API_VERSION, "ClusterSummary", meta["namespace"], meta["name"],
+                               {"metadata": {"annotations": {"flotilla.dev/retry": token}}})
+            out.append(f"clustersummary/{meta['name']} -n {meta['namespace']}: retry requested")
+        return out
+    finally:
+        await client.close()
 
 
 def plan_command(kc: str, profile: str) -> int:

@@ -122,7 +122,12 @@ class Client:
             async with self._http().request(
                 method, path, params=params, data=data, headers=headers
             ) as resp:
-                payload = await resp.json(content_type=None) if resp.content_length != 0 else {}
+                text = await resp.text()
+                try:
+                    payload = json.loads(text) if text else {}
+                except ValueError:
+                    # Not every answer is JSON: an unknown API group is a plain-text 404.
+                    payload = {"message": text.strip()[:500]}
                 if resp.status >= 400:
                     _raise_for(resp.status, payload, f"{method} {path} on {self.name}")
                 return payload

@@ -30,6 +30,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 PROFILE_FINALIZER = "flotilla.dev/cleanup"
 SUMMARY_FINALIZER = "flotilla.dev/withdraw"
 LEAVE_ANNOTATION = "flotilla.dev/leave-policies"
+# `flotilla retry` sets it (any new value) on ClusterSummaries: failed items start over.
+RETRY_ANNOTATION = "flotilla.dev/retry"
 PROFILE_KINDS = ("ClusterProfile", "Profile")
 
 

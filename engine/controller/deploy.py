@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import drift, errors, health, plan
+from engine import drift, errors, health, plan, retry
 from engine.adapters import connections, helm, kube, workload
 from engine.catalog import ReleasePlan
 from engine.controller import context, desired, helmrun, progress, reporting
@@ -38,8 +38,12 @@ class Result:
 class Runner:
     def __init__(self, ctx: context.Context, conn: connections.Connection, owner: workload.Owner,
                  pspec: types.ProfileSpec, summary: dict[str, Any], want: desired.Desired,
-                 write_status: progress.WriteStatus | None = None) -> None:
+                 write_status: progress.WriteStatus | None = None, retry_now: bool = False,
+                 ) -> None:
         self.ctx, self.conn, self.owner, self.pspec = ctx, conn, owner, pspec
+        # Someone asked for a retry (flotilla retry): failure counts start over and
+        # FailedNonRetriable items are tried again.
+        self.retry_now = retry_now
         self.summary, self.want = summary, want
         self.write_status = write_status  # for progress lines while helm runs
         status = summary.get("status") or {}
@@ -52,8 +56,16 @@ class Runner:
              ) -> dict[str, Any]:
         name, kind, version = _describe(item)
         old = self.old_rows.get(name) or {}
-        failures = int(old.get("consecutiveFailures", 0))
-        failures = failures + 1 if state in ("Failed", "FailedNonRetriable") else 0
+        same_input = old.get("hash") == item.hash and not self.retry_now
+        failures = int(old.get("consecutiveFailures", 0)) if same_input else 0
+        if state in ("Failed", "FailedNonRetriable"):
+            failures += 1
+            if state == "Failed" and retry.gives_up(failures):
+                state = "FailedNonRetriable"
+                message = (f"gave up after {failures} consecutive failures (change the input "
+                           f"or run `flotilla retry`): {message}")
+        else:
+            failures = 0
         row = {"name": name, "kind": kind, "status": state,
                "message": limits.shorten(message, ROW_MESSAGE_LEN),
                "consecutiveFailures": failures, "version": version, "hash": item.hash,
@@ -62,6 +74,8 @@ class Runner:
             row["healthy"] = healthy
         if reason:
             row["reason"] = reason
+        if failures:
+            row["lastAttemptTime"] = reporting.now_precise()
         return row
 
     async def run(self) -> Result:
@@ -85,7 +99,7 @@ class Runner:
                     continue
             old = self.old_rows.get(_describe(item)[0]) or {}
             if item.key in changed and old.get("status") == "FailedNonRetriable" \
-                    and old.get("hash") == item.hash:
+                    and old.get("hash") == item.hash and not self.retry_now:
                 # The same input cannot succeed: wait for a change instead of retrying on
                 # every unrelated event.
                 result.services.append(dict(old))
@@ -283,7 +297,7 @@ def _conclude(result: Result) -> Result:
         result.message = "; ".join(f"{r['name']}: {r['message']}" for r in failed)
         tries = max(int(r.get("consecutiveFailures", 1)) for r in failed)
         retriable = any(r["status"] == "Failed" for r in failed)
-        result.requeue_after = min(2.0 ** tries, 60.0) if retriable else None
+        result.requeue_after = retry.delay(tries) if retriable else None
     elif "Provisioning" in states:
         result.phase, result.reason = "Provisioning", "WaitingForDependencies"
         result.message = "; ".join(f"{r['name']}: {r['message']}" for r in result.services

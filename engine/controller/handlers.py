@@ -10,6 +10,7 @@ go through the reconcilers. The startup handler builds the shared
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Hashable
 from typing import Any
@@ -114,7 +115,23 @@ async def cleanup(**_: Any) -> None:
 
 
 async def dispatch(c: context.Context, key: Hashable) -> float | None:
+    """Run the reconciler a key names; a failure it did not handle still reaches status."""
     assert isinstance(key, tuple)
+    try:
+        return await _dispatch(c, key)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the boundary: a traceback in the log alone helps nobody
+        log.exception("reconcile of %s failed", key)
+        with contextlib.suppress(Exception):
+            if key[0] == "summary":
+                await summaries.report_error(c, key[1], key[2], exc)
+            elif key[0] == "profile" and (body := c.store.get(key[1], key[2], key[3])):
+                await profiles.report_error(c, body, exc)
+        return 10.0
+
+
+async def _dispatch(c: context.Context, key: tuple[Any, ...]) -> float | None:
     if key[0] == "profile":
         return await profiles.reconcile(c, key[1], key[2], key[3])
     if key[0] == "summary":

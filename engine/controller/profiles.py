@@ -92,7 +92,6 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
     if context.PROFILE_FINALIZER not in (meta.get("finalizers") or []):
         await ctx.mgmt.patch(body["apiVersion"], kind, namespace or None, name, {"metadata": {
             "finalizers": [*(meta.get("finalizers") or []), context.PROFILE_FINALIZER]}})
-    gen = meta.get("generation")
     try:
         spec = types.ProfileSpec.from_dict(body.get("spec") or {})
         _check_pointers(spec)
@@ -100,14 +99,7 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
         catalog.resolve(spec, catalog_specs(ctx))  # surfaces unknown services/versions here
         snap = await revisions.build(ctx, body, spec)
     except errors.FlotillaError as exc:
-        reason, message, _ = reporting.describe(exc)
-        status = dict(body.get("status") or {})
-        status["phase"] = "Failed"
-        status["conditions"] = conditions.set_condition(
-            status.get("conditions"), type="Ready", status=False, reason=reason,
-            message=message, observed_generation=gen, now=reporting.now())
-        if await reporting.patch_status(ctx.mgmt, body, status, cache=ctx.store):
-            await ctx.recorder.event(body, type="Warning", reason=reason, message=message)
+        await report_error(ctx, body, exc)
         return None
     in_use = {int((s.get("status") or {}).get("revision") or 0) for s in existing}
     revision, snap, note = await revisions.target(ctx, body, snap, in_use=in_use)
@@ -146,6 +138,18 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
         resync = ctx.settings.secret_resync
         return resync if outcome.requeue_after is None else min(outcome.requeue_after, resync)
     return outcome.requeue_after
+
+
+async def report_error(ctx: context.Context, body: dict[str, Any], exc: BaseException) -> None:
+    """A failure of this profile's reconcile, as Ready=False naming the cause, plus an Event."""
+    reason, message, _ = reporting.describe(exc)
+    status = dict(body.get("status") or {})
+    status["phase"] = "Failed"
+    status["conditions"] = conditions.set_condition(
+        status.get("conditions"), type="Ready", status=False, reason=reason, message=message,
+        observed_generation=body["metadata"].get("generation"), now=reporting.now())
+    if await reporting.patch_status(ctx.mgmt, body, status, cache=ctx.store):
+        await ctx.recorder.event(body, type="Warning", reason=reason, message=message)
 
 
 async def _ensure_summary(ctx: context.Context, profile: dict[str, Any], sname: str, cns: str,

@@ -33,6 +33,12 @@ def now_precise() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def after(seconds: float) -> str:
+    """RFC 3339 (with microseconds) of a moment `seconds` from now."""
+    moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def describe(exc: BaseException) -> tuple[str, str, bool]:
     """(reason, message, retriable) for any error a reconcile may meet."""
     if isinstance(exc, errors.FlotillaError):

@@ -81,6 +81,14 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
         reason, message, retriable = reporting.describe(exc)
         await _phase(ctx, summary, status, "Failed", reason, message, event_on=profile)
         return 10.0 if retriable else None
+    token = (summary["metadata"].get("annotations") or {}).get(context.RETRY_ANNOTATION, "")
+    retry_now = bool(token) and token != status.get("retryHandled")
+    if not retry_now and status.get("phase") == "Failed" and status.get("failedHash") == want.hash:
+        # The same input failed last time: only its backoff timer brings the next attempt,
+        # not whatever unrelated event woke this summary.
+        wait = _until(status.get("nextRetryTime"))
+        if wait > 0:
+            return wait
     verify = (namespace, name) in ctx.verify
     ctx.verify.discard((namespace, name))
     gated = (status.get("hash") == want.hash and status.get("phase") == "Provisioned"
@@ -94,7 +102,8 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
             return None
         owner = owner_of(summary, pspec.tier)
         runner = deploy.Runner(ctx, conn, owner, pspec, summary, want,
-                               write_status=lambda st: _write(ctx, summary, st))
+                               write_status=lambda st: _write(ctx, summary, st),
+                               retry_now=retry_now)
         if gated:
             result = await runner.health_only()
         elif pspec.sync_mode == types.SyncMode.DRY_RUN:
@@ -119,6 +128,19 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
     if result.phase == "Provisioned":
         ctx.enqueue(("drift", namespace, name))  # compare once against what is live now
     return requeue
+
+
+async def report_error(ctx: context.Context, namespace: str, name: str,
+                       exc: BaseException) -> None:
+    """A failure no step handled, on the summary (and its profile) instead of only in the log."""
+    summary = ctx.store.get("ClusterSummary", namespace, name)
+    if summary is None:
+        return
+    ref = summary["spec"]["profileRef"]
+    profile = ctx.store.get(ref["kind"], ref.get("namespace") or "", ref["name"])
+    reason, message, _ = reporting.describe(exc)
+    await _phase(ctx, summary, dict(summary.get("status") or {}), "Failed", reason, message,
+                 event_on=profile)
 
 
 def _notify_losers(ctx: context.Context, summary: dict[str, Any], taken: list[str]) -> None:
@@ -155,6 +177,15 @@ async def _record(ctx: context.Context, summary: dict[str, Any], profile: dict[s
     status["healthy"] = result.healthy
     status["phase"] = result.phase
     status["message"] = result.message
+    token = (summary["metadata"].get("annotations") or {}).get(context.RETRY_ANNOTATION)
+    if token:
+        status["retryHandled"] = token
+    if result.phase == "Failed" and result.requeue_after is not None:
+        status["failedHash"] = want.hash
+        status["nextRetryTime"] = reporting.after(result.requeue_after)
+    else:
+        status.pop("failedHash", None)
+        status.pop("nextRetryTime", None)
     if result.phase == "Provisioned":
         if status.get("revision") != spec.get("revision") or not result.healthy:
             status.pop("healthySince", None)
@@ -329,6 +360,11 @@ def _entry_name(entry: plan.InventoryEntry) -> str:
         return f"helm release {entry.key[1]}/{entry.key[2]}"
     _group, _version, kind, ns, name = entry.key
     return f"{kind} {ns + '/' if ns else ''}{name}"
+
+
+def _until(stamp: str | None) -> float:
+    """Seconds from now until an RFC 3339 time (0 when absent or past)."""
+    return max(_seconds(stamp) - time.time(), 0.0) if stamp else 0.0
 
 
 def _seconds(stamp: str | None) -> float:

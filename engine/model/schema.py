@@ -278,8 +278,10 @@ def cluster_summary_status() -> Schema:
                                                      "Conflict")),
         "message": string("Failure or conflict reason.", max_length=MESSAGE_LEN),
         "reason": string("CamelCase reason of a failure, e.g. HookTimeout.", max_length=TEXT_LEN),
-        "consecutiveFailures": count("Failed attempts since the last success or hash change."),
+        "consecutiveFailures": count("Failed attempts since the last success, hash change or "
+                                     "retry request; at 5 the item is FailedNonRetriable."),
         "lastAppliedTime": string("When it was last applied (RFC 3339)."),
+        "lastAttemptTime": string("When the last failed attempt ended (RFC 3339)."),
         "version": string("Deployed chart or service version."),
         "healthy": boolean("Its health checks pass."),
         "hash": string("Hash of the desired item this row is about."),
@@ -300,6 +302,13 @@ def cluster_summary_status() -> Schema:
         "services": array("Per release / policyRef state.", service),
         "inventory": array("Objects deployed, for drift detection and removal.", item),
         "healthy": boolean("Every health check passes."),
+        "nextRetryTime": string("When a failed deployment is tried again (RFC 3339); absent "
+                                "when nothing is scheduled."),
+        "failedHash": string("Hash of the desired state whose deployment failed last; the "
+                             "next attempt waits for nextRetryTime unless it changes.",
+                             max_length=TEXT_LEN),
+        "retryHandled": string("The last flotilla.dev/retry annotation value acted upon.",
+                               max_length=TEXT_LEN),
         "drift": array("Objects that drifted.", drift),
         "conditions": conditions("Ready, Progressing, Degraded, Drifted, Conflict"),
     })
