@@ -8,7 +8,7 @@ result still differs from live (`drift.confirm`). Answers are remembered
 per (desired, live) fingerprint, so an object whose status alone changed
 costs no second dry run. A dry run that fails (webhook down, kind not
 served, cluster unreachable) leaves the pure result, minus zero values the
-server most likely dropped, marked unconfirmed.
+server most likely dropped, marked unconfirmed: reported, not corrected.
 """
 
 from __future__ import annotations
@@ -89,9 +89,9 @@ class Confirmer:
                 except (errors.FlotillaError, ValueError) as exc:
                     # Only the status and reason are logged: the message may quote a Secret.
                     DRY_RUNS.labels(**labels, result="failed").inc()
-                    log.info("dry run of %s %s/%s failed (%s %s); drift stays unconfirmed",
-                             c.key[1], c.key[2], c.key[3], getattr(exc, "status", ""),
-                             getattr(exc, "reason", type(exc).__name__))
+                    log.info("dry run of %s %s failed (%s %s); its drift stays unconfirmed",
+                             c.key[1], "/".join(filter(None, c.key[2:])),
+                             getattr(exc, "status", ""), getattr(exc, "reason", type(exc).__name__))
                     guess = confirm.without_dropped_zeroes(c.report, c.key[0])
                     return Found(c.item, c.key, guess, confirmed=False) if guess.drifted else None
                 report = confirm.confirm(c.report, c.expected, server, c.live)

@@ -19,8 +19,6 @@ reverting it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -47,7 +45,7 @@ DRIFT_CORRECTED = Counter("flotilla_drift_corrected_total", "Drifted objects re-
                           ["cluster", "profile"])
 DRIFTED_OBJECTS = Gauge("flotilla_drifted_objects", "Objects currently drifted.",
                         ["cluster", "profile"])
-UNCONFIRMED_RETRY = 60.0  # seconds before a check retries a dry run that failed
+UNCONFIRMED_RETRY = 10.0  # seconds before a check retries a dry run that failed
 
 log = logging.getLogger("flotilla.drift")
 SummaryKey = tuple[str, str]
@@ -69,7 +67,7 @@ class DriftEngine:
         self.tracked: dict[SummaryKey, Tracked] = {}
         # summary → {release key: (release hash, the objects of its manifest)}
         self.children: dict[SummaryKey, dict[plan.Key, tuple[str, list[dict[str, Any]]]]] = {}
-        # summary → its correction decisions (fights per release or object, futile retries)
+        # summary → its correction decisions (fights per release or object)
         self.correctors: dict[SummaryKey, fights.Corrector] = {}
         self.confirmer = driftconfirm.Confirmer()
         self.checks = 0
@@ -225,8 +223,8 @@ class DriftEngine:
         if pspec.sync_mode != types.SyncMode.CONTINUOUS_WITH_DRIFT_DETECTION:
             return fights.Decision()
         corrector = self.correctors.setdefault(skey, fights.Corrector())
-        return corrector.decide([fights.Finding(_unit(f), what, f.confirmed)
-                                 for f in found for what in _describe(f)], time.monotonic())
+        return corrector.decide([fights.Finding(_unit(f), f.confirmed) for f in found],
+                                time.monotonic())
 
     async def _record(self, summary: dict[str, Any], profile: dict[str, Any],
                       found: list[Found], ckey: tuple[str, str],
@@ -260,7 +258,7 @@ class DriftEngine:
                if (r["kind"], r["namespace"], r["name"]) in unconfirmed else "")
             for r in rows)
         if decision.held:
-            message += ("; not corrected again until the server can confirm it: "
+            message += ("; not corrected until a dry run confirms it: "
                         + ", ".join(u.label for u in decision.held))
         conds = conditions.set_condition(
             status.get("conditions"), type="Drifted", status=bool(rows),
@@ -322,16 +320,6 @@ def _unit(found: Found) -> fights.Unit:
         assert isinstance(rel, ReleasePlan)
         return fights.release_unit(rel.namespace, rel.release_name)
     return fights.object_unit(*found.key)
-
-
-def _describe(found: Found) -> list[str]:
-    """Each drifted field as object, path and a digest of its live value (it may be secret)."""
-    what = " ".join(found.key)
-    if found.report.deleted:
-        return [f"{what} (deleted)"]
-    return [f"{what} {c.path} " + hashlib.sha256(
-        json.dumps(c.live, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        for c in found.report.changes]
 
 
 async def _with_namespace(conn: connections.Connection, obj: dict[str, Any],

@@ -106,11 +106,10 @@ def object_unit(api_version: str, kind: str, namespace: str, name: str) -> Unit:
 
 @dataclass(frozen=True)
 class Finding:
-    """One drifted field (or one deleted object) as the decision sees it."""
+    """One drifted object as the decision sees it."""
 
     unit: Unit
-    what: str  # the object, the path and a digest of the live value there
-    confirmed: bool  # False when the API server could not be asked (dry run failed)
+    confirmed: bool  # False when the API server could not be asked (its dry run failed)
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ class Decision:
 
     correct: tuple[Unit, ...] = ()  # correct each once, now
     waiting: tuple[Unit, ...] = ()  # backing off
-    held: tuple[Unit, ...] = ()  # unconfirmed drift that a correction already failed to clear
+    held: tuple[Unit, ...] = ()  # drifted only as far as the pure diff can tell: not corrected
     fighting: tuple[Unit, ...] = ()  # in a fight: the DriftFight condition names them
     requeue: float | None = None  # when the earliest back-off ends
 
@@ -127,38 +126,31 @@ class Decision:
 class Corrector:
     """Decides, for one summary, which drifted units to correct now.
 
-    Each unit is corrected at most once per check. A unit in back-off waits
-    (`FightDetector`). Drift the API server could not confirm (its dry run
-    failed) is corrected once; if nothing but already-corrected findings
-    (same path, same live value) are drifted after that, the correction did
-    nothing the diff can see (a field the server drops, most likely), so the
-    unit is held — reported, not corrected — until it is found clean or
-    something new drifts. That keeps a failed dry run from turning into an
-    upgrade loop, while a new hand edit is still corrected.
+    Each unit is corrected at most once per check, and a unit in back-off
+    waits (`FightDetector`). A unit whose drift the API server could not
+    confirm (every dry run failed) is held: reported, never corrected on the
+    pure diff's word alone, because that word is what used to upgrade
+    releases in a loop — and when a dry run fails, the admission chain a
+    correction goes through is usually failing too.
     """
 
     def __init__(self, fights: FightDetector | None = None) -> None:
         self.fights = fights or FightDetector()
-        # unit → unconfirmed findings corrected since it was last clean
-        self._tried: dict[str, frozenset[str]] = {}
 
     def decide(self, findings: Iterable[Finding], now: float) -> Decision:
         units: dict[str, Unit] = {}
-        found: dict[str, list[Finding]] = {}
+        confirmed: dict[str, bool] = {}
         for finding in findings:
             units[finding.unit.key] = finding.unit
-            found.setdefault(finding.unit.key, []).append(finding)
-        for key in [k for k in self._tried if k not in found]:
-            del self._tried[key]  # clean now: a later drift deserves a correction again
+            confirmed[finding.unit.key] = confirmed.get(finding.unit.key, False) or \
+                finding.confirmed
         correct: list[Unit] = []
         waiting: list[Unit] = []
         held: list[Unit] = []
         fighting: list[Unit] = []
         requeue: float | None = None
         for key, unit in units.items():
-            unconfirmed = (None if any(f.confirmed for f in found[key])
-                           else frozenset(f.what for f in found[key]))
-            if unconfirmed is not None and unconfirmed <= self._tried.get(key, frozenset()):
+            if not confirmed[key]:
                 held.append(unit)
                 continue
             back_off, wait = self.fights.should_back_off(key, now)
@@ -168,10 +160,6 @@ class Corrector:
             else:
                 self.fights.record_correction(key, now)
                 correct.append(unit)
-                if unconfirmed is None:
-                    self._tried.pop(key, None)
-                else:
-                    self._tried[key] = self._tried.get(key, frozenset()) | unconfirmed
             if self.fights.is_fighting(key, now):
                 fighting.append(unit)
         self.fights.prune(now)
