@@ -23,15 +23,12 @@ from typing import Any
 import benchkube as bk
 import benchlib as bl
 
-from engine import errors, ops
+from engine import api, errors, ops
 from engine.adapters import kube, kubeconfig
 from engine.devfleet import fleet
 
 Obj = dict[str, Any]
-API = "flotilla.dev/v1alpha1"
 FLEET_NS = "fleet"
-SYSTEM_NS = "flotilla-system"
-PROFILE_NAME_LABEL = "flotilla.dev/profile-name"
 LABEL = "bench"
 WORKLOAD_CLUSTERS = 10
 FIELD_MANAGER = "flotilla-bench"
@@ -148,12 +145,12 @@ class Session:
 
     async def clusters_ready(self) -> None:
         async def probe() -> bool:
-            items = await self.mgmt.list(API, "WorkloadCluster", namespace=FLEET_NS)
+            items = await self.mgmt.list(api.API_VERSION, "WorkloadCluster", namespace=FLEET_NS)
             ready = [c for c in items if (c.get("status") or {}).get("ready") is True]
             return len(items) == len(self.workload) and len(ready) == len(items)
 
         async def diagnose() -> str:
-            items = await self.mgmt.list(API, "WorkloadCluster", namespace=FLEET_NS)
+            items = await self.mgmt.list(api.API_VERSION, "WorkloadCluster", namespace=FLEET_NS)
             states = [f"{c['metadata']['name']}={(c.get('status') or {}).get('ready')}"
                       for c in items]
             return f"\nWorkloadCluster ready: {' '.join(states)}\n{self.controller.tail()}"
@@ -163,19 +160,20 @@ class Session:
 
     async def label_all(self, on: bool = True) -> None:
         patch = {"metadata": {"labels": {LABEL: "on" if on else None}}}
-        await asyncio.gather(*(self.mgmt.patch(API, "WorkloadCluster", FLEET_NS, n, patch)
+        await asyncio.gather(*(self.mgmt.patch(api.API_VERSION, "WorkloadCluster", FLEET_NS, n,
+                                               patch)
                                for n in self.workload))
 
     async def apply(self, obj: Obj) -> Obj:
         return await self.mgmt.apply(obj, field_manager=FIELD_MANAGER)
 
     async def profile(self, name: str) -> Obj:
-        return await self.mgmt.get(API, "ClusterProfile", None, name) or {}
+        return await self.mgmt.get(api.API_VERSION, "ClusterProfile", None, name) or {}
 
     async def summaries(self, name: str) -> dict[str, Obj]:
         """The profile's ClusterSummaries by cluster name."""
-        items = await self.mgmt.list(API, "ClusterSummary", namespace=FLEET_NS,
-                                     label_selector=f"{PROFILE_NAME_LABEL}={name}")
+        items = await self.mgmt.list(api.API_VERSION, "ClusterSummary", namespace=FLEET_NS,
+                                     label_selector=f"{api.PROFILE_NAME_LABEL}={name}")
         return {s["spec"]["clusterRef"]["name"]: s for s in items}
 
     async def diagnose(self, name: str) -> str:
@@ -209,10 +207,10 @@ class Session:
                             diagnose=lambda: self.diagnose(name))
 
     async def delete_profile(self, name: str, timeout: float = 120) -> None:
-        await self.mgmt.delete(API, "ClusterProfile", None, name)
+        await self.mgmt.delete(api.API_VERSION, "ClusterProfile", None, name)
 
         async def gone() -> bool:
-            return await self.mgmt.get(API, "ClusterProfile", None, name) is None
+            return await self.mgmt.get(api.API_VERSION, "ClusterProfile", None, name) is None
 
         await self.wait_for(gone, f"profile {name} to be deleted (finalizer)", timeout,
                             diagnose=lambda: self.diagnose(name))

@@ -49,17 +49,14 @@ import benchkube as bk
 import benchlib as bl
 import yaml
 
-from engine import errors
+from engine import api, errors
 from engine.adapters import kube, kubeconfig
 from engine.devfleet import fleet, testbin
 from engine.devfleet.chartrepo import ChartRepo
 
 Obj = dict[str, Any]
-API = "flotilla.dev/v1alpha1"
 FLEET_NS = "fleet"
 LABEL = "bench"
-SYSTEM_NS = "flotilla-system"
-PROFILE_NAME_LABEL = "flotilla.dev/profile-name"
 PROFILES = {"manifests": "bench-manifests", "chart": "bench-chart"}
 RELEASE, RELEASE_NS = "bench-a", "bench"
 MANIFEST_TARGET_S = 2.0
@@ -74,13 +71,14 @@ WORKLOAD_CLUSTERS = 10
 def _profile(kind: str, repo_url: str, policy_cm: str) -> Obj:
     spec: Obj = {"clusterSelector": {"matchLabels": {LABEL: "on"}}}
     if kind == "manifests":
-        spec["policyRefs"] = [{"kind": "ConfigMap", "namespace": SYSTEM_NS, "name": policy_cm}]
+        spec["policyRefs"] = [{"kind": "ConfigMap", "namespace": api.SYSTEM_NAMESPACE,
+                               "name": policy_cm}]
     else:
         spec["helmCharts"] = [{"repositoryURL": repo_url, "chartName": "multi-a",
                                "chartVersion": "0.1.0", "releaseName": RELEASE,
                                "releaseNamespace": RELEASE_NS}]
-    return {"apiVersion": API, "kind": "ClusterProfile", "metadata": {"name": PROFILES[kind]},
-            "spec": spec}
+    return {"apiVersion": api.API_VERSION, "kind": "ClusterProfile",
+            "metadata": {"name": PROFILES[kind]}, "spec": spec}
 
 
 def _policy_configmap(name: str, namespace: str) -> Obj:
@@ -95,7 +93,7 @@ def _policy_configmap(name: str, namespace: str) -> Obj:
          "data": {"featureA": "true", "featureB": "false"}},
     ]
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": SYSTEM_NS},
+            "metadata": {"name": name, "namespace": api.SYSTEM_NAMESPACE},
             "data": {"objects.yaml": yaml.safe_dump_all(docs, sort_keys=False)}}
 
 
@@ -141,11 +139,11 @@ class Bench:
             await asyncio.sleep(interval)
 
     async def profile(self, kind: str) -> Obj:
-        return await self.mgmt.get(API, "ClusterProfile", None, PROFILES[kind]) or {}
+        return await self.mgmt.get(api.API_VERSION, "ClusterProfile", None, PROFILES[kind]) or {}
 
     async def summaries(self, kind: str) -> list[Obj]:
-        return await self.mgmt.list(API, "ClusterSummary", namespace=FLEET_NS,
-                                    label_selector=f"{PROFILE_NAME_LABEL}={PROFILES[kind]}")
+        return await self.mgmt.list(api.API_VERSION, "ClusterSummary", namespace=FLEET_NS,
+                                    label_selector=f"{api.PROFILE_NAME_LABEL}={PROFILES[kind]}")
 
     async def diagnose(self, kind: str) -> str:
         """Profile status, each ClusterSummary's phase and the controller's last lines."""
@@ -168,12 +166,12 @@ class Bench:
 
     async def clusters_ready(self) -> None:
         async def probe() -> bool:
-            items = await self.mgmt.list(API, "WorkloadCluster", namespace=FLEET_NS)
+            items = await self.mgmt.list(api.API_VERSION, "WorkloadCluster", namespace=FLEET_NS)
             ready = [c for c in items if (c.get("status") or {}).get("ready") is True]
             return len(items) == len(self.workload) and len(ready) == len(items)
 
         async def diagnose() -> str:
-            items = await self.mgmt.list(API, "WorkloadCluster", namespace=FLEET_NS)
+            items = await self.mgmt.list(api.API_VERSION, "WorkloadCluster", namespace=FLEET_NS)
             states = [f"{c['metadata']['name']}={(c.get('status') or {}).get('ready')}"
                       for c in items]
             return f"\nWorkloadCluster ready: {' '.join(states)}\n{self.controller.tail()}"
@@ -196,17 +194,19 @@ class Bench:
                             diagnose=lambda: self.diagnose(kind))
 
     async def delete_profile(self, kind: str) -> None:
-        await self.mgmt.delete(API, "ClusterProfile", None, PROFILES[kind])
+        await self.mgmt.delete(api.API_VERSION, "ClusterProfile", None, PROFILES[kind])
 
         async def gone() -> bool:
-            return await self.mgmt.get(API, "ClusterProfile", None, PROFILES[kind]) is None
+            found = await self.mgmt.get(api.API_VERSION, "ClusterProfile", None, PROFILES[kind])
+            return found is None
 
         await self.wait_for(gone, f"profile {PROFILES[kind]} to be deleted (finalizer)", 60,
                             diagnose=lambda: self.diagnose(kind))
 
     async def label(self, names: Sequence[str], on: bool) -> None:
         patch = {"metadata": {"labels": {LABEL: "on" if on else None}}}
-        await asyncio.gather(*(self.mgmt.patch(API, "WorkloadCluster", FLEET_NS, n, patch)
+        await asyncio.gather(*(self.mgmt.patch(api.API_VERSION, "WorkloadCluster", FLEET_NS, n,
+                                               patch)
                                for n in names))
 
     def trackers(self, kind: str, targets: Sequence[str], namespace: str) -> list[bk.Tracker]:
@@ -215,7 +215,7 @@ class Bench:
         for name in targets:
             client = self.workload[name]
             if kind == "manifests":
-                selector = f"{PROFILE_NAME_LABEL}={PROFILES[kind]}"
+                selector = f"{api.PROFILE_NAME_LABEL}={PROFILES[kind]}"
                 out.append(bk.Tracker(client, "v1", "Namespace", bk.has_name(namespace),
                                       label_selector=selector, what=f"Namespace on {name}"))
                 out.append(bk.Tracker(client, "v1", "ConfigMap",
@@ -250,7 +250,7 @@ class Bench:
             client = self.workload[name]
             if kind == "manifests":
                 found = await client.list("v1", "ConfigMap", namespace=namespace,
-                                          label_selector=f"{PROFILE_NAME_LABEL}="
+                                          label_selector=f"{api.PROFILE_NAME_LABEL}="
                                                          f"{PROFILES[kind]}")
             else:
                 found = await client.list("v1", "Secret", namespace=RELEASE_NS,
@@ -269,7 +269,7 @@ class Bench:
             await self.mgmt.apply(_policy_configmap(policy_cm, namespace),
                                   field_manager="flotilla-bench")
             await self.set_profile(kind, policy_cm)
-        profile_done = bk.Tracker(self.mgmt, API, "ClusterProfile", lambda objs: any(
+        profile_done = bk.Tracker(self.mgmt, api.API_VERSION, "ClusterProfile", lambda objs: any(
             o["metadata"]["name"] == PROFILES[kind]
             and (o.get("status") or {}).get("ready") == n
             and (o.get("status") or {}).get("matched") == n for o in objs.values()),
@@ -307,7 +307,7 @@ class Bench:
         await self.confirm(kind, targets, namespace)
         withdrawn = await self.unlabel(kind, targets, namespace)
         if kind == "manifests":
-            await self.mgmt.delete("v1", "ConfigMap", SYSTEM_NS, policy_cm)
+            await self.mgmt.delete("v1", "ConfigMap", api.SYSTEM_NAMESPACE, policy_cm)
         sample = Sample(kind, n, applied, ready, withdrawn)
         self.samples.append(sample)
         return sample

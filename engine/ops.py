@@ -17,10 +17,8 @@ from typing import Any
 
 import yaml
 
-from engine import errors
+from engine import api, errors
 from engine.adapters import kube, kubeconfig
-
-API_VERSION = "flotilla.dev/v1alpha1"
 
 
 def _docs(folder: Path) -> list[dict[str, Any]]:
@@ -50,7 +48,7 @@ async def _install(kc: str, crds: Path, catalog: Path) -> list[str]:
                     raise errors.RetriableError(f"CRD {crd['metadata']['name']} not established")
                 await asyncio.sleep(0.2)
         await client.apply({"apiVersion": "v1", "kind": "Namespace",
-                            "metadata": {"name": "flotilla-system"}})
+                            "metadata": {"name": api.SYSTEM_NAMESPACE}})
         for entry in _docs(catalog):
             await client.apply(entry)
             out.append(f"catalogservice/{entry['metadata']['name']} applied")
@@ -75,10 +73,10 @@ async def _register(kc: str, namespace: str, name: str, cluster_kc: str,
         await client.apply({
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": secret, "namespace": namespace,
-                         "labels": {"flotilla.dev/cluster-name": name}},
+                         "labels": {api.CLUSTER_NAME_LABEL: name}},
             "data": {"kubeconfig": base64.b64encode(text.encode()).decode()}})
         await client.apply({
-            "apiVersion": API_VERSION, "kind": "WorkloadCluster",
+            "apiVersion": api.API_VERSION, "kind": api.WORKLOAD_CLUSTER,
             "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
             "spec": {"kubeconfigSecretRef": {"name": secret, "key": "kubeconfig"}}},
             field_manager="flotilla-register")
@@ -102,15 +100,15 @@ def retry(kc: str, profile: str, *, cluster: str | None = None) -> list[str]:
 
 
 async def _retry(kc: str, profile: str, cluster: str | None) -> list[str]:
-    kind, name = ("Profile", profile.split("/", 1)[1]) if "/" in profile else (
-        "ClusterProfile", profile)
-    selector = f"flotilla.dev/profile-kind={kind},flotilla.dev/profile-name={name}"
+    kind, name = (api.PROFILE, profile.split("/", 1)[1]) if "/" in profile else (
+        api.CLUSTER_PROFILE, profile)
+    selector = api.profile_selector(kind, name)
     if cluster:
-        selector += f",flotilla.dev/cluster-name={cluster}"
+        selector += f",{api.CLUSTER_NAME_LABEL}={cluster}"
     token = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     client = kube.Client(kubeconfig.load(kc), name="management")
     try:
-        found = await client.list(API_VERSION, "ClusterSummary", label_selector=selector)
+        found = await client.list(api.API_VERSION, api.CLUSTER_SUMMARY, label_selector=selector)
         if not found:
             raise errors.NonRetriableError(
                 f"no ClusterSummary of {kind} {profile}" + (f" on {cluster}" if cluster else ""),
@@ -118,8 +116,9 @@ async def _retry(kc: str, profile: str, cluster: str | None) -> list[str]:
         out = []
         for summary in found:
             meta = summary["metadata"]
-            await client.patch(API_VERSION, "ClusterSummary", meta["namespace"], meta["name"],
-                               {"metadata": {"annotations": {"flotilla.dev/retry": token}}})
+            await client.patch(api.API_VERSION, api.CLUSTER_SUMMARY, meta["namespace"],
+                               meta["name"],
+                               {"metadata": {"annotations": {api.RETRY_ANNOTATION: token}}})
             out.append(f"clustersummary/{meta['name']} -n {meta['namespace']}: retry requested")
         return out
     finally:

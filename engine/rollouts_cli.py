@@ -17,43 +17,38 @@ import asyncio
 import base64
 from typing import Any
 
-from engine import errors, snapshot
+from engine import api, errors, snapshot
 from engine.adapters import kube, kubeconfig
 
-RESTORE = "flotilla.dev/restore-revision"
 SECRET_SUFFIX = "-secrets"
-
-API_VERSION = "flotilla.dev/v1alpha1"
-APPROVED = "flotilla.dev/approved"
 
 
 def _ref(profile: str) -> tuple[str, str | None, str]:
     if "/" in profile:
         ns, name = profile.split("/", 1)
-        return "Profile", ns, name
-    return "ClusterProfile", None, profile
+        return api.PROFILE, ns, name
+    return api.CLUSTER_PROFILE, None, profile
 
 
 async def _get(client: kube.Client, profile: str) -> dict[str, Any]:
     kind, ns, name = _ref(profile)
-    body = await client.get(API_VERSION, kind, ns, name)
+    body = await client.get(api.API_VERSION, kind, ns, name)
     if body is None:
         raise errors.NonRetriableError(f"{kind} {profile} not found", reason="NotFound")
     return body
 
 
 async def _history(client: kube.Client, body: dict[str, Any]) -> list[dict[str, Any]]:
-    ns = body["metadata"].get("namespace") or "flotilla-system"
-    revs = await client.list("apps/v1", "ControllerRevision", namespace=ns, label_selector=(
-        f"flotilla.dev/profile-kind={body['kind']},"
-        f"flotilla.dev/profile-name={body['metadata']['name']}"))
+    ns = body["metadata"].get("namespace") or api.SYSTEM_NAMESPACE
+    revs = await client.list("apps/v1", "ControllerRevision", namespace=ns,
+                             label_selector=api.profile_selector(body["kind"],
+                                                                 body["metadata"]["name"]))
     return sorted(revs, key=lambda r: int(r.get("revision", 0)))
 
 
 async def _summaries(client: kube.Client, body: dict[str, Any]) -> list[dict[str, Any]]:
-    selector = f"flotilla.dev/profile-kind={body['kind']},flotilla.dev/profile-name=" \
-               f"{body['metadata']['name']}"
-    return await client.list(API_VERSION, "ClusterSummary", label_selector=selector)
+    selector = api.profile_selector(body["kind"], body["metadata"]["name"])
+    return await client.list(api.API_VERSION, api.CLUSTER_SUMMARY, label_selector=selector)
 
 
 async def _snapshot(client: kube.Client, rev: dict[str, Any]) -> snapshot.Snapshot:
@@ -125,7 +120,7 @@ async def _run(kc: str, action: str, profile: str, to_revision: int | None,
         if action == "history":
             return await _history_text(client, body)
         if action in ("pause", "resume"):
-            await client.patch(API_VERSION, kind, ns, name, {"spec": {"rollout": {
+            await client.patch(api.API_VERSION, kind, ns, name, {"spec": {"rollout": {
                 "paused": action == "pause"}}})
             return f"{profile}: rollout {'paused' if action == 'pause' else 'resumed'}"
         if action == "approve":
@@ -135,11 +130,12 @@ async def _run(kc: str, action: str, profile: str, to_revision: int | None,
             if not wanted:
                 raise errors.NonRetriableError("no stage is waiting; give --stage",
                                                reason="NothingToApprove")
-            given = ((body["metadata"].get("annotations") or {}).get(APPROVED) or "").split(",")
+            given = ((body["metadata"].get("annotations") or {})
+                     .get(api.APPROVED_ANNOTATION) or "").split(",")
             entry = f"r{target}:{wanted}"
             value = ",".join(sorted({g for g in given if g} | {entry}))
-            await client.patch(API_VERSION, kind, ns, name,
-                               {"metadata": {"annotations": {APPROVED: value}}})
+            await client.patch(api.API_VERSION, kind, ns, name,
+                               {"metadata": {"annotations": {api.APPROVED_ANNOTATION: value}}})
             return f"{profile}: stage {wanted} approved for revision {target}"
         if action == "undo":
             revs = await _history(client, body)
@@ -161,11 +157,11 @@ async def _run(kc: str, action: str, profile: str, to_revision: int | None,
                     if k in snapshot.NOT_CONTENT}
             spec.update((await _snapshot(client, chosen)).spec)
             annotations = dict(body["metadata"].get("annotations") or {})
-            annotations[RESTORE] = str(chosen["revision"])
+            annotations[api.RESTORE_REVISION_ANNOTATION] = str(chosen["revision"])
             replaced = {**body, "spec": spec,
                         "metadata": {**body["metadata"], "annotations": annotations}}
-            await client.request("PUT", (await client.resource(API_VERSION, kind)).path(ns, name),
-                                 body=replaced)
+            resource = await client.resource(api.API_VERSION, kind)
+            await client.request("PUT", resource.path(ns, name), body=replaced)
             return f"{profile}: rolling back to revision {chosen['revision']} through the stages"
         raise errors.NonRetriableError(f"unknown action {action}", reason="BadAction")
     finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from engine import errors
+from engine import api, errors
 from engine.adapters import kube
 from engine.controller import context, reporting
 from engine.model import conditions
@@ -106,7 +106,7 @@ def status_changed(ctx: context.Context, cluster: dict[str, Any]) -> None:
         if summary["spec"]["clusterRef"]["name"] == meta["name"]:
             ctx.enqueue(("summary", meta["namespace"], summary["metadata"]["name"]))
     # Selection may depend on readiness or facts: let the profiles look again.
-    for kind in context.PROFILE_KINDS:
+    for kind in api.PROFILE_KINDS:
         for profile in ctx.store.all(kind):
             pmeta = profile["metadata"]
             ctx.enqueue(("profile", kind, pmeta.get("namespace") or "", pmeta["name"]))

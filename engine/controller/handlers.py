@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from engine import api
 from engine.adapters import connections, helm, kube, kubeconfig
 from engine.controller import (
     clusters,
@@ -31,7 +32,7 @@ from engine.controller import (
 from engine.devfleet import testbin
 
 log = logging.getLogger("flotilla.controller")
-G, V = context.GROUP, context.VERSION
+G, V = api.GROUP, api.VERSION
 
 # Set by main.run() before kopf starts.
 CONFIG: dict[str, Any] = {"kubeconfig": "", "mirrors": {}, "mirror_configmap": ""}
@@ -52,7 +53,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # we post our own, de-duplicated Events
     settings.watching.server_timeout = 300
-    settings.persistence.finalizer = "flotilla.dev/kopf"
+    settings.persistence.finalizer = api.KOPF_FINALIZER
     mgmt = kube.Client(kubeconfig.load(CONFIG["kubeconfig"]), name="management")
     work = context.workdir()
     c = context.Context(
@@ -71,27 +72,26 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 # What the reconcilers read, listed completely before any of them runs: deciding on a
 # half-filled cache after a restart would see profiles without their clusters and
 # withdraw everything. kopf's own watches keep the cache current afterwards.
-_PRELOAD = (("WorkloadCluster", context.API_VERSION), ("CatalogService", context.API_VERSION),
-            ("ClusterProfile", context.API_VERSION), ("Profile", context.API_VERSION),
-            ("ClusterSummary", context.API_VERSION))
+_PRELOAD = (api.WORKLOAD_CLUSTER, api.CATALOG_SERVICE, api.CLUSTER_PROFILE, api.PROFILE,
+            api.CLUSTER_SUMMARY)
 
 
 async def _preload(c: context.Context) -> None:
     delay = 0.5
     while True:
         try:
-            for kind, api_version in _PRELOAD:
-                for body in await c.mgmt.list(api_version, kind):
+            for kind in _PRELOAD:
+                for body in await c.mgmt.list(api.API_VERSION, kind):
                     c.store.put(kind, body)
             for body in await c.mgmt.list("apps/v1", "ControllerRevision",
-                                          label_selector="flotilla.dev/profile-name"):
+                                          label_selector=api.PROFILE_NAME_LABEL):
                 c.store.put("ControllerRevision", body)
             break
         except (kube.ApiError, kube.Unreachable) as exc:  # e.g. CRDs not installed yet
             log.warning("preloading the cache: %s; retrying", exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
-    for kind in context.PROFILE_KINDS:
+    for kind in api.PROFILE_KINDS:
         for body in c.store.all(kind):
             meta = body["metadata"]
             c.enqueue(("profile", kind, meta.get("namespace") or "", meta["name"]))
@@ -157,7 +157,7 @@ def _remember(kind: str, type_: str | None, body: kopf.Body) -> tuple[dict[str, 
 
 
 def _all_profiles() -> None:
-    for kind in context.PROFILE_KINDS:
+    for kind in api.PROFILE_KINDS:
         for profile in ctx().store.all(kind):
             meta = profile["metadata"]
             ctx().enqueue(("profile", kind, meta.get("namespace") or "", meta["name"]))
@@ -233,7 +233,7 @@ async def on_summary(type: str | None, body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.event("apps", "v1", "controllerrevisions",
-               labels={"flotilla.dev/profile-name": kopf.PRESENT})
+               labels={api.PROFILE_NAME_LABEL: kopf.PRESENT})
 async def on_revision(type: str | None, body: kopf.Body, **_: Any) -> None:
     _remember("ControllerRevision", type, body)
 
@@ -251,7 +251,7 @@ async def on_configmap(type: str | None, body: kopf.Body, **_: Any) -> None:
     ns, name = meta.get("namespace"), meta.get("name")
     # A profile referencing this ConfigMap records its new content as a new revision, which
     # the rollout then moves through the stages: nothing is redeployed from here.
-    for kind in context.PROFILE_KINDS:
+    for kind in api.PROFILE_KINDS:
         for profile in ctx().store.all(kind):
             spec = profile.get("spec") or {}
             refs = list(spec.get("policyRefs") or [])

@@ -14,15 +14,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from engine import catalog, drift, errors, plan, select
+from engine import api, catalog, drift, errors, plan, select
 from engine.adapters import kube
 from engine.controller import context, reporting, revisions, rollouts
 from engine.model import conditions, types
-
-PROFILE_LABEL_KIND = "flotilla.dev/profile-kind"
-PROFILE_LABEL_NAME = "flotilla.dev/profile-name"
-PROFILE_LABEL_NS = "flotilla.dev/profile-namespace"
-CLUSTER_LABEL = "flotilla.dev/cluster-name"
 
 
 def summaries_of(ctx: context.Context, kind: str, namespace: str,
@@ -54,7 +49,7 @@ def _selections(ctx: context.Context, kind: str, namespace: str, name: str,
     chosen = {(s.namespace, s.name): str(s.reason) for s in select.select_clusters(
         spec, clusters, namespace=namespace if kind == "Profile" else None)}
     # Sveltos semantics: a profile others depend on also goes wherever they go.
-    for other_kind in context.PROFILE_KINDS:
+    for other_kind in api.PROFILE_KINDS:
         for other in ctx.store.all(other_kind):
             other_spec = other.get("spec") or {}
             if name not in (other_spec.get("dependsOn") or []) or other_kind != kind:
@@ -89,9 +84,9 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
     existing = summaries_of(ctx, kind, namespace, name)
     if meta.get("deletionTimestamp"):
         return await _finalize(ctx, body, existing)
-    if context.PROFILE_FINALIZER not in (meta.get("finalizers") or []):
+    if api.PROFILE_FINALIZER not in (meta.get("finalizers") or []):
         await ctx.mgmt.patch(body["apiVersion"], kind, namespace or None, name, {"metadata": {
-            "finalizers": [*(meta.get("finalizers") or []), context.PROFILE_FINALIZER]}})
+            "finalizers": [*(meta.get("finalizers") or []), api.PROFILE_FINALIZER]}})
     try:
         spec = types.ProfileSpec.from_dict(body.get("spec") or {})
         _check_pointers(spec)
@@ -123,7 +118,7 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
         if leave:
             await ctx.mgmt.patch(summary["apiVersion"], "ClusterSummary", smeta["namespace"],
                                  smeta["name"], {"metadata": {"annotations": {
-                                     context.LEAVE_ANNOTATION: "true"}}})
+                                     api.LEAVE_POLICIES_ANNOTATION: "true"}}})
         await ctx.mgmt.delete(summary["apiVersion"], "ClusterSummary", smeta["namespace"],
                               smeta["name"])
         await ctx.recorder.event(body, type="Normal", reason="ClusterUnmatched",
@@ -169,13 +164,13 @@ async def _ensure_summary(ctx: context.Context, profile: dict[str, Any], sname: 
     # The progress deadline counts from the moment a cluster is told to move.
     moved = old_spec.get("revision") != revision or not old_spec.get("assignedAt")
     spec["assignedAt"] = reporting.now_precise() if moved else old_spec["assignedAt"]
-    labels = {PROFILE_LABEL_KIND: profile["kind"], PROFILE_LABEL_NAME: pmeta["name"],
-              CLUSTER_LABEL: cname}
+    labels = {api.PROFILE_KIND_LABEL: profile["kind"], api.PROFILE_NAME_LABEL: pmeta["name"],
+              api.CLUSTER_NAME_LABEL: cname}
     if pmeta.get("namespace"):
-        labels[PROFILE_LABEL_NS] = pmeta["namespace"]
-    body = {"apiVersion": context.API_VERSION, "kind": "ClusterSummary",
+        labels[api.PROFILE_NAMESPACE_LABEL] = pmeta["namespace"]
+    body = {"apiVersion": api.API_VERSION, "kind": api.CLUSTER_SUMMARY,
             "metadata": {"name": sname, "namespace": cns, "labels": labels,
-                         "finalizers": [context.SUMMARY_FINALIZER]},
+                         "finalizers": [api.SUMMARY_FINALIZER]},
             "spec": spec}
     if current is not None and current["metadata"].get("deletionTimestamp"):
         return  # being withdrawn; it is recreated once the old one is gone
@@ -200,7 +195,7 @@ async def _finalize(ctx: context.Context, body: dict[str, Any],
     if existing:
         return 1.0  # come back when the summaries have withdrawn and gone
     meta = body["metadata"]
-    finalizers = [f for f in meta.get("finalizers") or [] if f != context.PROFILE_FINALIZER]
+    finalizers = [f for f in meta.get("finalizers") or [] if f != api.PROFILE_FINALIZER]
     with contextlib.suppress(kube.NotFound):
         await ctx.mgmt.patch(body["apiVersion"], body["kind"], meta.get("namespace") or None,
                              meta["name"], {"metadata": {"finalizers": finalizers}})

@@ -20,27 +20,21 @@ import base64
 import contextlib
 from typing import Any
 
-from engine import errors, snapshot
+from engine import api, errors, snapshot
 from engine.adapters import kube
 from engine.controller import context
 from engine.model import types
 
 KEEP = 10
-LABEL_KIND = "flotilla.dev/profile-kind"
-LABEL_NAME = "flotilla.dev/profile-name"
-HASH = "flotilla.dev/hash"
 SECRET_SUFFIX = "-secrets"
-# Set by `flotilla rollout undo --to-revision N`: deploy revision N's snapshot (its ConfigMap
-# and catalog content too) while the spec still equals N's, instead of today's references.
-RESTORE = "flotilla.dev/restore-revision"
 
 
 def namespace_for(profile: dict[str, Any]) -> str:
-    return str(profile["metadata"].get("namespace") or "flotilla-system")
+    return str(profile["metadata"].get("namespace") or api.SYSTEM_NAMESPACE)
 
 
 def _prefix(profile: dict[str, Any]) -> str:
-    prefix = "cp-" if profile["kind"] == "ClusterProfile" else "p-"
+    prefix = "cp-" if profile["kind"] == api.CLUSTER_PROFILE else "p-"
     return prefix + str(profile["metadata"]["name"])
 
 
@@ -48,15 +42,16 @@ def history(ctx: context.Context, profile: dict[str, Any]) -> list[dict[str, Any
     """This profile's ControllerRevisions, oldest first."""
     ns, kind, name = namespace_for(profile), profile["kind"], profile["metadata"]["name"]
     found = [r for r in ctx.store.all("ControllerRevision", ns)
-             if (r["metadata"].get("labels") or {}).get(LABEL_KIND) == kind
-             and r["metadata"]["labels"].get(LABEL_NAME) == name]
+             if (r["metadata"].get("labels") or {}).get(api.PROFILE_KIND_LABEL) == kind
+             and r["metadata"]["labels"].get(api.PROFILE_NAME_LABEL) == name]
     return sorted(found, key=lambda r: int(r.get("revision", 0)))
 
 
 def hashes(ctx: context.Context, profile: dict[str, Any]) -> dict[int, str]:
     """Content digest of every recorded revision."""
     return {int(rev.get("revision", 0)): str((rev["metadata"].get("annotations") or {})
-                                             .get(HASH, "")) for rev in history(ctx, profile)}
+                                             .get(api.HASH_ANNOTATION, ""))
+            for rev in history(ctx, profile)}
 
 
 # -- building the snapshot of the profile's content now -------------------------------------
@@ -105,7 +100,7 @@ async def target(ctx: context.Context, profile: dict[str, Any], snap: snapshot.S
     Normally `snap` (recorded when new). After an undo to N, N itself while the
     spec still equals N's: the references may hold newer data, and undo promised N.
     """
-    wanted = (profile["metadata"].get("annotations") or {}).get(RESTORE, "")
+    wanted = (profile["metadata"].get("annotations") or {}).get(api.RESTORE_REVISION_ANNOTATION, "")
     if wanted.isdigit():
         old = await at(ctx, profile, int(wanted))
         if old is not None and dict(old.spec) == dict(snap.spec):
@@ -113,8 +108,8 @@ async def target(ctx: context.Context, profile: dict[str, Any], snap: snapshot.S
             if old.complete and old.digest() != snap.digest():
                 moved = snapshot.changes(old, snap)
                 note = (f"restored revision {wanted} (undo); the references have changed since "
-                        f"({'; '.join(moved[:3])}): remove annotation {RESTORE} to roll that "
-                        "out")
+                        f"({'; '.join(moved[:3])}): remove annotation "
+                        f"{api.RESTORE_REVISION_ANNOTATION} to roll that out")
             return int(wanted), old, note
     return await ensure(ctx, profile, snap, in_use=in_use), snap, ""
 
@@ -127,7 +122,7 @@ async def ensure(ctx: context.Context, profile: dict[str, Any], snap: snapshot.S
     for attempt in ("cache", "api"):
         revs = history(ctx, profile)
         for rev in revs:
-            if (rev["metadata"].get("annotations") or {}).get(HASH) == digest:
+            if (rev["metadata"].get("annotations") or {}).get(api.HASH_ANNOTATION) == digest:
                 await _ensure_secret(ctx, rev, snap)
                 return int(rev["revision"])
         if attempt == "cache":
@@ -135,7 +130,8 @@ async def ensure(ctx: context.Context, profile: dict[str, Any], snap: snapshot.S
             # numbering a revision (ControllerRevisions are immutable).
             for rev in await ctx.mgmt.list("apps/v1", "ControllerRevision",
                                            namespace=namespace_for(profile),
-                                           label_selector=f"{LABEL_NAME}={profile['metadata']['name']}"):
+                                           label_selector=f"{api.PROFILE_NAME_LABEL}="
+                                                          f"{profile['metadata']['name']}"):
                 ctx.store.put("ControllerRevision", rev)
     number = max([int(r.get("revision", 0)) for r in revs] + [0]) + 1
     public, _ = snapshot.split(snap)
@@ -143,8 +139,9 @@ async def ensure(ctx: context.Context, profile: dict[str, Any], snap: snapshot.S
     body = {
         "apiVersion": "apps/v1", "kind": "ControllerRevision",
         "metadata": {"name": f"{_prefix(profile)}-r{number}", "namespace": namespace_for(profile),
-                     "labels": {LABEL_KIND: profile["kind"], LABEL_NAME: meta["name"]},
-                     "annotations": {HASH: digest}},
+                     "labels": {api.PROFILE_KIND_LABEL: profile["kind"],
+                                api.PROFILE_NAME_LABEL: meta["name"]},
+                     "annotations": {api.HASH_ANNOTATION: digest}},
         "revision": number,
         "data": public,
     }

@@ -15,12 +15,10 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import rollout
+from engine import api, rollout
 from engine import rollout_state as rs
 from engine.controller import context, revisions
 from engine.model import types
-
-APPROVED = "flotilla.dev/approved"
 
 
 @dataclass
@@ -77,7 +75,8 @@ async def assign(ctx: context.Context, profile: dict[str, Any], spec: types.Prof
     first_reason = {f["cluster"]: f.get("reason", "") for f in old.get("failedClusters") or []
                     if f.get("revision") == revision and f.get("reason")}
     approvals = set()
-    for entry in ((profile["metadata"].get("annotations") or {}).get(APPROVED) or "").split(","):
+    annotations = profile["metadata"].get("annotations") or {}
+    for entry in (annotations.get(api.APPROVED_ANNOTATION) or "").split(","):
         rev, _, stage = entry.strip().partition(":")
         if rev == f"r{revision}" and stage:
             approvals.add(stage)  # approvals count for one revision only

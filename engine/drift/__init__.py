@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine import api
 from engine.drift.paths import (
     MISSING,
     Tokens,
@@ -39,7 +40,6 @@ from engine.drift.values import is_quantity, same_scalar
 from engine.model import types
 
 __all__ = [
-    "IGNORE_ANNOTATION",
     "SERVER_ANNOTATIONS",
     "SERVER_METADATA",
     "Change",
@@ -55,7 +55,6 @@ __all__ = [
     "strip_excluded",
 ]
 
-IGNORE_ANNOTATION = "flotilla.dev/drift-ignore"
 # Written by the API server or other controllers, never by us.
 SERVER_METADATA = (
     "uid",
@@ -188,7 +187,7 @@ def excluded_by_annotation(obj: Mapping[str, Any]) -> bool:
     annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
     if not isinstance(annotations, Mapping):
         return False
-    return str(annotations.get(IGNORE_ANNOTATION, "")).strip().lower() == "true"
+    return str(annotations.get(api.DRIFT_IGNORE_ANNOTATION, "")).strip().lower() == "true"
 
 
 def _unspecified(value: Any) -> bool:

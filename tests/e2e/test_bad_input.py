@@ -8,7 +8,7 @@ from typing import Any
 
 from fleetkit import FLEET_NS, Engine, Kubectl, condition, eventually
 
-from engine import ops
+from engine import api, ops
 from engine.devfleet import procs
 
 
@@ -35,7 +35,7 @@ def _ready_false(engine: Engine, name: str) -> dict[str, Any]:
 
 def _summary_of(mgmt: Kubectl, profile: str) -> dict[str, Any] | None:
     items = mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
-                      f"flotilla.dev/profile-name={profile}")["items"]
+                      f"{api.PROFILE_NAME_LABEL}={profile}")["items"]
     return items[0] if items else None
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from fleetkit import FLEET_NS, Engine, Helm, Kubectl, condition, eventually
 
+from engine import api
+
 CLUSTER = "cluster-3"
 
 
@@ -64,7 +66,7 @@ spec:
 
 def _summary(mgmt: Kubectl, profile: str) -> dict[str, Any]:
     return mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
-                     f"flotilla.dev/profile-name={profile}")["items"][0]
+                     f"{api.PROFILE_NAME_LABEL}={profile}")["items"][0]
 
 
 def _drift(mgmt: Kubectl, profile: str) -> list[dict[str, Any]]:

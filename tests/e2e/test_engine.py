@@ -15,7 +15,7 @@ from typing import Any
 
 from fleetkit import FLEET_NS, Engine, Helm, Kubectl, condition, eventually
 
-OWNER = "flotilla.dev/owner"
+from engine import api
 
 
 def _uid() -> str:
@@ -68,8 +68,9 @@ class TestLabelling:
         engine.wait_ready(name, 1)
         target, other = engine.cluster("cluster-3"), engine.cluster("cluster-4")
         cm = target.get("configmap", f"{name}-settings", "-n", ns)
-        assert cm and cm["metadata"]["annotations"][OWNER] == f"ClusterProfile//{name}"
-        assert cm["metadata"]["labels"]["flotilla.dev/profile-name"] == name
+        assert cm
+        assert cm["metadata"]["annotations"][api.OWNER_ANNOTATION] == f"ClusterProfile//{name}"
+        assert cm["metadata"]["labels"][api.PROFILE_NAME_LABEL] == name
         assert other.get("configmap", f"{name}-settings", "-n", ns) is None
         helm = Helm(engine.kubeconfig("cluster-3"), tmp_path)
         releases = json.loads(helm("list", "-n", ns, "-o", "json"))
@@ -83,7 +84,7 @@ class TestLabelling:
         eventually(lambda: json.loads(helm("list", "-n", ns, "-o", "json")) == [],
                    what="release uninstalled")
         eventually(lambda: not mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
-                                         f"flotilla.dev/profile-name={name}")["items"],
+                                         f"{api.PROFILE_NAME_LABEL}={name}")["items"],
                    what="summary gone")
         mgmt("delete", "clusterprofile", name)
 
@@ -132,7 +133,7 @@ spec:
         assert target.json("get", "deployment", "kserve-controller-manager", "-n",
                            "kserve")["status"]["availableReplicas"] >= 1
         summary = mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
-                            f"flotilla.dev/profile-name={name}")["items"][0]
+                            f"{api.PROFILE_NAME_LABEL}={name}")["items"][0]
         order = [s["name"] for s in summary["status"]["services"]]
         assert order.index("cert-manager") < order.index("kserve")
         mgmt("delete", "clusterprofile", name, "--timeout=90s")
@@ -164,7 +165,8 @@ spec:
         cond = eventually(loser_conflict, what="Conflict on the higher tier")
         assert low in cond["message"]
         record = engine.cluster("cluster-5").get("configmap", "flotilla-owner.shared", "-n", ns)
-        assert record and record["metadata"]["annotations"][OWNER] == f"ClusterProfile//{low}"
+        assert record
+        assert record["metadata"]["annotations"][api.OWNER_ANNOTATION] == f"ClusterProfile//{low}"
         for name in (high, low):
             mgmt("delete", "clusterprofile", name, "--timeout=60s")
 
@@ -328,7 +330,7 @@ spec:
         eventually(lambda: (engine.profile(name).get("status") or {}).get("matched") == 0,
                    what="unmatched")
         eventually(lambda: not mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
-                                         f"flotilla.dev/profile-name={name}")["items"],
+                                         f"{api.PROFILE_NAME_LABEL}={name}")["items"],
                    what="summary gone")
         assert engine.cluster("cluster-6").get("configmap", f"{name}-settings", "-n", ns)
         mgmt("delete", "clusterprofile", name, "--timeout=60s")
@@ -369,7 +371,7 @@ spec:
         engine.wait_ready(app, 1)
         summaries = {s["spec"]["profileRef"]["name"]: s for s in mgmt.json(
             "get", "clustersummaries", "-n", FLEET_NS, "-l",
-            "flotilla.dev/cluster-name=cluster-4")["items"]}
+            f"{api.CLUSTER_NAME_LABEL}=cluster-4")["items"]}
         # The base profile selects nothing itself; it goes where its dependants go.
         assert summaries[base]["spec"]["reason"] == "DependsOn"
         assert summaries[app]["spec"]["reason"] == "Selector"

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from fleetkit import FLEET_NS, ChartRepo, Engine, Helm, Kubectl, eventually
 
+from engine import api
 from engine.devfleet.chartrepo import real_charts
 
 CSC_CRD = "clusterstoragecontainers.serving.kserve.io"
@@ -60,7 +61,7 @@ spec:
 
 def _summary(mgmt: Kubectl, profile: str) -> dict[str, Any] | None:
     items = mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
-                      f"flotilla.dev/profile-name={profile}")["items"]
+                      f"{api.PROFILE_NAME_LABEL}={profile}")["items"]
     return items[0] if items else None
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from fleetkit import FLEET_NS, Engine, Kubectl, eventually
 
+from engine import api
+
 API_ONLY = ["cluster-3", "cluster-4", "cluster-5", "cluster-6"]
 
 STAGES = """  maxUpdate: 1
@@ -65,7 +67,7 @@ spec:
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         items = self.mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
-                               f"flotilla.dev/profile-name={self.name}")["items"]
+                               f"{api.PROFILE_NAME_LABEL}={self.name}")["items"]
         return {s["spec"]["clusterRef"]["name"]: s for s in items}
 
     def complete(self, revision: int, timeout: float = 120) -> None:

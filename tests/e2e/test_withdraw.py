@@ -14,6 +14,7 @@ import uuid
 
 from fleetkit import FLEET_NS, WITHDRAW_TIMEOUT, Engine, Kubectl, condition, eventually
 
+from engine import api
 from engine.devfleet import fleet as devfleet
 
 CLUSTER = "cluster-6"
@@ -63,7 +64,7 @@ spec:
 
             def pending() -> dict[str, object] | None:
                 items = mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
-                                  f"flotilla.dev/profile-name={name}")["items"]
+                                  f"{api.PROFILE_NAME_LABEL}={name}")["items"]
                 cond = condition(items[0], "Ready") if items else None
                 return cond if cond and cond["reason"] == "WithdrawPending" else None
 
@@ -91,5 +92,5 @@ spec:
                    what="cluster answering again")
         assert work.get("namespace", ns) is not None
         assert mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
-                         f"flotilla.dev/profile-name={name}")["items"] == []
+                         f"{api.PROFILE_NAME_LABEL}={name}")["items"] == []
         work("delete", "namespace", ns, "--wait=false", check=False)

@@ -10,7 +10,7 @@ from deepdiff import DeepDiff
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import drift
+from engine import api, drift
 
 FAST = settings(max_examples=200, deadline=None, database=None)
 
@@ -261,7 +261,7 @@ class TestIgnoreAnnotation:
 
     @pytest.mark.parametrize(("value", "expected"), [("true", True), ("True", True), ("no", False)])
     def test_values(self, value: str, expected: bool) -> None:
-        obj = {"metadata": {"annotations": {drift.IGNORE_ANNOTATION: value}}}
+        obj = {"metadata": {"annotations": {api.DRIFT_IGNORE_ANNOTATION: value}}}
         assert drift.excluded_by_annotation(obj) is expected
 
     def test_missing_metadata(self) -> None:
