@@ -4,7 +4,7 @@ Used by the ClusterSummary reconciler. Every object we apply carries its
 owning profile and tier (labels + annotations, see docs/api.md); a Helm
 release is claimed through an owner-record ConfigMap `flotilla-owner.<release>`
 in the release namespace, because releases cannot carry our marks. Whether a
-profile may take something is decided by the pure `plan.decide_ownership`;
+profile may take something is decided by the pure `inventory.decide_ownership`;
 this module only reads the marks and writes.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine import drift, errors, plan
+from engine import drift, errors, inventory
 from engine.adapters import kube
 
 MANAGED_BY = "flotilla.dev/managed-by"
@@ -71,7 +71,7 @@ def owner_of(obj: Mapping[str, Any] | None) -> tuple[str | None, int | None]:
     return annotations.get(OWNER), int(str(tier)) if str(tier or "").isdigit() else None
 
 
-def _api_version(key: plan.Key) -> str:
+def _api_version(key: inventory.Key) -> str:
     group, version = key[0], key[1]
     return f"{group}/{version}" if group else version
 
@@ -87,13 +87,13 @@ class Workload:
                     taken: list[str] | None = None) -> None:
         """Raise ConflictError unless `owner` may have it; note a takeover in `taken`."""
         holder, tier = owner_of(current)
-        decision = plan.decide_ownership(current_owner=holder, current_tier=tier,
+        decision = inventory.decide_ownership(current_owner=holder, current_tier=tier,
                                          me=owner.ref, my_tier=owner.tier)
-        if decision is plan.Ownership.CONFLICT:
+        if decision is inventory.Ownership.CONFLICT:
             raise errors.ConflictError(
                 f"{what} is owned by {holder} (tier {tier if tier is not None else 100}); "
                 f"tier {owner.tier} does not win", winner=str(holder), delay=30)
-        if decision is plan.Ownership.TAKE_OVER and taken is not None and holder:
+        if decision is inventory.Ownership.TAKE_OVER and taken is not None and holder:
             taken.append(holder)
 
     async def apply(self, obj: Mapping[str, Any], owner: Owner, obj_hash: str, *,
@@ -161,7 +161,7 @@ class Workload:
                 raise
             return created
 
-    async def delete(self, key: plan.Key, owner: Owner) -> bool:
+    async def delete(self, key: inventory.Key, owner: Owner) -> bool:
         """Delete an object only while it is still ours; False when gone or not ours."""
         _, _, kind, namespace, name = key
         current = await self.client.get(_api_version(key), kind, namespace or None, name)
@@ -206,9 +206,9 @@ class Workload:
         if await self.release_owner(release, namespace) == owner.ref:
             await self.client.delete("v1", "ConfigMap", namespace, RELEASE_RECORD_PREFIX + release)
 
-    async def still_ours(self, key: plan.Key, owner: Owner) -> None:
+    async def still_ours(self, key: inventory.Key, owner: Owner) -> None:
         """Raise ConflictError when another profile has taken this item over since."""
-        if key[0] == plan.HELM and len(key) == 3:
+        if key[0] == inventory.HELM and len(key) == 3:
             record = await self.client.get("v1", "ConfigMap", key[1],
                                            RELEASE_RECORD_PREFIX + key[2])
             what = f"Helm release {key[1]}/{key[2]}"

@@ -20,7 +20,7 @@ from engine.adapters import helm, kube
 from engine.controller import queue, reporting, store
 
 if TYPE_CHECKING:
-    from engine.controller.driftctl import DriftEngine
+    from engine.controller.drifts import DriftReconciler
     from engine.snapshot import Snapshot
 
 log = logging.getLogger("flotilla.controller")
@@ -51,7 +51,7 @@ class Context:
     settings: Settings = field(default_factory=Settings)
     queue: queue.WorkQueue | None = None
     static_mirrors: dict[str, str] = field(default_factory=dict)
-    drift: DriftEngine | None = None
+    drift: DriftReconciler | None = None
     # Summaries whose next reconcile must re-check ownership instead of trusting the hash gate.
     verify: set[tuple[str, str]] = field(default_factory=set)
     # Summary statuses a deploy produced but could not write (management API error): kept

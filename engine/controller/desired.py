@@ -5,26 +5,28 @@ on the snapshot of the revision the cluster was assigned (catalog entries,
 ConfigMap and Secret data as they were when it was recorded), and calls the
 pure modules: `catalog.resolve` for services
 and charts, `render` for Jinja2 values over the cluster and for manifests,
-`plan.DesiredItem` for content hashes. Anything unusable raises SpecError
+`inventory.DesiredItem` for content hashes. Anything unusable raises SpecError
 naming the field, before a single write happens.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from engine import catalog, errors, plan, render, snapshot
+from engine import catalog, errors, inventory, render, snapshot
 from engine.controller import context, profiles, revisions
 from engine.model import types
+from engine.model.helmopts import HelmOptions
 
 
 @dataclass
 class Desired:
-    items: list[plan.DesiredItem]
-    values: dict[plan.Key, dict[str, Any]] = field(default_factory=dict)
+    items: list[inventory.DesiredItem]
+    values: dict[inventory.Key, dict[str, Any]] = field(default_factory=dict)
     releases: dict[str, catalog.ReleasePlan] = field(default_factory=dict)
 
     @property
@@ -77,7 +79,7 @@ async def build(ctx: context.Context, profile: dict[str, Any], spec: types.Profi
                                            reason="InvalidValues") from exc
                 if isinstance(extra, dict):
                     values = render.deep_merge(values, extra)
-        item = plan.DesiredItem.for_release(rel, values=values)
+        item = inventory.DesiredItem.for_release(rel, values=values)
         desired.items.append(item)
         desired.values[item.key] = values
         desired.releases[rel.release_name] = rel
@@ -85,5 +87,27 @@ async def build(ctx: context.Context, profile: dict[str, Any], spec: types.Profi
         where = f"spec.policyRefs[{i}]"
         data = await _ref_data(ctx, snap, refs[where])
         for obj in render.load_manifests(data or {}, field=where):
-            desired.items.append(plan.DesiredItem.for_object(obj))
+            desired.items.append(inventory.DesiredItem.for_object(obj))
     return desired
+
+
+def release_options(ctx: context.Context, summary: Mapping[str, Any], namespace: str,
+                    release: str) -> HelmOptions:
+    """The helm options the summary's profile gives a release it withdraws (else defaults).
+
+    Withdrawal has only the inventory; the options come from the profile as it
+    is now, as Sveltos does. A profile that no longer resolves gives defaults.
+    """
+    ref = (summary.get("spec") or {}).get("profileRef") or {}
+    profile = ctx.store.get(ref.get("kind", ""), ref.get("namespace") or "", ref.get("name", ""))
+    if profile is None:
+        return HelmOptions()
+    try:
+        spec = types.ProfileSpec.from_dict(profile.get("spec") or {})
+        plans = catalog.resolve(spec, profiles.catalog_specs(ctx))
+    except errors.FlotillaError:
+        return HelmOptions()
+    for plan in plans:
+        if plan.release_name == release and plan.namespace == namespace:
+            return plan.options
+    return HelmOptions()

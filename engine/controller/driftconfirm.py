@@ -1,6 +1,6 @@
 """Ask a workload cluster which candidate drift is real.
 
-Used by the drift engine (`engine.controller.driftctl`) after its pure diff
+Used by the drift engine (`engine.controller.drifts`) after its pure diff
 found candidates. For each candidate object it makes a server-side-apply dry
 run of what a correction would apply (`Workload.would_keep`, `dryRun=All`,
 so nothing is ever written) and keeps only the paths where the server's
@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from engine import drift, errors, plan
+from engine import drift, errors, inventory
 from engine.adapters import connections, watches
 from engine.drift import confirm
 
@@ -38,7 +38,7 @@ SummaryKey = tuple[str, str]
 class Candidate:
     """An object the pure diff found drifted, before the server is asked."""
 
-    item: plan.DesiredItem
+    item: inventory.DesiredItem
     key: watches.ObjKey
     expected: dict[str, Any]  # what the diff compared with live
     sent: dict[str, Any]  # what a correction would apply, and so what the dry run sends
@@ -50,7 +50,7 @@ class Candidate:
 class Found:
     """A drifted object; `confirmed` is False when the dry run failed and the pure guess stands."""
 
-    item: plan.DesiredItem
+    item: inventory.DesiredItem
     key: watches.ObjKey
     report: drift.DriftReport
     confirmed: bool = True

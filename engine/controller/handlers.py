@@ -22,7 +22,7 @@ from engine.adapters import connections, helm, kube, kubeconfig
 from engine.controller import (
     clusters,
     context,
-    driftctl,
+    drifts,
     profiles,
     queue,
     reporting,
@@ -62,7 +62,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         charts=helm.ChartCache(work / "charts", testbin.path() / "helm", CONFIG["mirrors"]),
         recorder=reporting.Recorder(mgmt), static_mirrors=dict(CONFIG["mirrors"]),
         settings=CONFIG.get("settings") or context.Settings())
-    c.drift = driftctl.DriftEngine(c)
+    c.drift = drifts.DriftReconciler(c)
     c.queue = queue.WorkQueue(lambda key: dispatch(c, key), workers=16, name="flotilla")
     STATE["ctx"] = c
     await _preload(c)

@@ -35,7 +35,7 @@ def run(kubeconfig: str, *, mirrors: Mapping[str, str], mirror_configmap: str = 
         settings: context.Settings | None = None) -> None:
     configure(kubeconfig, mirrors, mirror_configmap, settings)
     if metrics_port:
-        # flotilla_drift_* counters and gauges (engine.controller.driftctl), plus process stats.
+        # flotilla_drift_* counters and gauges (engine.controller.drifts), plus process stats.
         prometheus_client.start_http_server(metrics_port, addr="127.0.0.1")
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     # cel-python logs every compiled program at INFO; pyhelm3 logs helm's expected

@@ -2,9 +2,9 @@
 
 Used by the CLI. Loads what the controller would read (catalog, clusters,
 the profile) into a private store, selects clusters and builds the desired
-state exactly as the controller does, then compares it with what is live
-on each cluster: objects field by field (the pure `drift.diff`), releases
-by chart and values. Only reads; never a write. For a DryRun profile the
+state exactly as the controller does, then asks each item's deployer what
+applying it would change on each cluster (`plan_line`: objects field by
+field, releases by chart and values). Only reads; never a write. For a DryRun profile the
 report the controller recorded is printed the same way.
 """
 
@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import drift, errors, plan, select
+from engine import deployers, errors, inventory, select
 from engine.adapters import connections, helm, kube, kubeconfig, workload
-from engine.catalog import ReleasePlan
-from engine.controller import context, deploy, desired, helmrun, reporting, revisions, store
+from engine.controller import context, deployment, desired, reporting, revisions, store
 from engine.model import types
 
 API = context.API_VERSION
@@ -35,44 +34,6 @@ async def _load(ctx: context.Context, kind: str, ns: str | None, name: str) -> d
     if profile is None:
         raise errors.NonRetriableError(f"{kind} {name} not found", reason="NotFound")
     return profile
-
-
-async def _object_line(conn: connections.Connection, item: plan.DesiredItem,
-                       owner: workload.Owner) -> str:
-    body = item.body
-    assert not isinstance(body, ReleasePlan)
-    meta = body["metadata"]
-    what = f"{body['kind']} {meta.get('namespace') + '/' if meta.get('namespace') else ''}" \
-           f"{meta['name']}"
-    verb, detail = await deploy.object_change(conn, item, owner)
-    if verb == "conflict":
-        return f"conflict {what}: owned by {detail}"
-    return f"{verb} {what}" + (f": {detail}" if detail else "")
-
-
-async def _release_line(ctx: context.Context, conn: connections.Connection,
-                        item: plan.DesiredItem, values: dict[str, Any]) -> str:
-    rel = item.body
-    assert isinstance(rel, ReleasePlan)
-    what = f"HelmRelease {rel.namespace}/{rel.release_name} ({rel.chart_name} {rel.chart_version})"
-    releases = conn.releases()
-    current = await releases.revision(release=rel.release_name, namespace=rel.namespace)
-    if rel.uninstall:
-        return f"uninstall {what}" if current is not None else f"unchanged {what} (absent)"
-    if current is None:
-        return f"install {what}"
-    live_values = await releases.values(release=rel.release_name, namespace=rel.namespace)
-    chart = await releases.chart(release=rel.release_name, namespace=rel.namespace)
-    changes = [] if chart == f"{rel.chart_name}-{rel.chart_version}" else [f"chart {chart}"]
-    report = drift.diff({"values": values}, {"values": live_values})
-    changes += list(report.paths)
-    if report.drifted and not changes:
-        changes = ["values"]
-    if not changes:
-        return f"unchanged {what}"
-    # Only a real upgrade can drop a CRD (a server-side dry run, so lookups see the cluster).
-    crds = await helmrun.removed_crds(conn, rel, await deploy.chart_dir(ctx, rel), values)
-    return f"upgrade {what}: {', '.join(changes)}" + (f"; {crds}" if crds else "")
 
 
 async def render_plan(kc: str, ref: str) -> str:
@@ -106,14 +67,14 @@ async def render_plan(kc: str, ref: str) -> str:
                 continue
             try:
                 want = await desired.build(ctx, profile, spec, cluster, snap)
-                conn = await ctx.connection(cluster)
+                target = deployment.target(ctx, await ctx.connection(cluster), owner, spec)
                 for item in want.items:
-                    line = (await _release_line(ctx, conn, item, want.values[item.key])
-                            if item.is_release else await _object_line(conn, item, owner))
+                    line = await deployers.for_item(item).plan_line(
+                        target, item, want.values.get(item.key, {}))
                     lines.append(f"  {line}")
                 wanted = {i.key for i in want.items}
                 for row in recorded.get("inventory") or []:
-                    entry = plan.InventoryEntry.from_dict(row)
+                    entry = inventory.InventoryEntry.from_dict(row)
                     if entry.key not in wanted:
                         lines.append(f"  delete {row['kind']} {row['namespace']}/{row['name']}")
             except errors.FlotillaError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from engine import api, catalog, drift, errors, plan, select
+from engine import api, catalog, drift, errors, inventory, select
 from engine.adapters import kube
 from engine.controller import context, reporting, revisions, rollouts
 from engine.model import conditions, types
@@ -99,7 +99,7 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
     in_use = {int((s.get("status") or {}).get("revision") or 0) for s in existing}
     revision, snap, note = await revisions.target(ctx, body, snap, in_use=in_use)
     spec_hash = snap.digest()
-    wanted = {plan.summary_name(kind, name, cname): (cns, cname, reason)
+    wanted = {inventory.summary_name(kind, name, cname): (cns, cname, reason)
               for cns, cname, reason in chosen}
     outcome = await rollouts.assign(ctx, body, spec, revision, wanted, existing)
     if note:

@@ -3,7 +3,7 @@
 The unit of work (as in Sveltos). Hash-gated: when the desired content hash
 equals the recorded one and the summary is Provisioned and healthy, nothing
 is read from or written to the workload cluster. Otherwise the pure planner
-(`plan.plan`) says which items changed; only those are applied, in
+(`inventory.plan`) says which items changed; only those are applied, in
 dependency order, and a release waits until the releases it depends on are
 healthy on the live cluster. Withdrawal (the summary deleted) removes only
 what this profile still owns, then drops the finalizer.
@@ -16,13 +16,13 @@ import datetime
 import time
 from typing import Any
 
-from engine import errors, plan, retry
+from engine import deployers, errors, inventory, retry
 from engine.adapters import kube, workload
-from engine.controller import context, deploy, desired, helmrun, reporting, revisions
+from engine.controller import context, deployment, desired, reporting, revisions
 from engine.model import conditions, types
 
 
-def owner_of(summary: dict[str, Any], tier: int = plan.DEFAULT_TIER) -> workload.Owner:
+def owner_of(summary: dict[str, Any], tier: int = inventory.DEFAULT_TIER) -> workload.Owner:
     ref = summary["spec"]["profileRef"]
     return workload.Owner(kind=ref["kind"], namespace=ref.get("namespace") or "",
                           name=ref["name"], tier=tier)
@@ -101,18 +101,19 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
                 await ctx.drift.track(summary, conn, want, pspec)
             return None
         owner = owner_of(summary, pspec.tier)
-        runner = deploy.Runner(ctx, conn, owner, pspec, summary, want,
-                               write_status=lambda st: _write(ctx, summary, st),
-                               retry_now=retry_now)
+        target = deployment.target(ctx, conn, owner, pspec, summary)
+        run = deployment.Deployment(ctx, target, summary, want,
+                                    write_status=lambda st: _write(ctx, summary, st),
+                                    retry_now=retry_now)
         if gated:
-            result = await runner.health_only()
+            result = await run.check_health()
         elif pspec.sync_mode == types.SyncMode.DRY_RUN:
-            result = await runner.dry_run()
+            result = await run.dry_run()
         else:
-            result = await runner.run()
+            result = await run.apply()
         if result.phase == "Provisioned" and ctx.drift is not None:
             await ctx.drift.track(summary, conn, want, pspec)
-        _notify_losers(ctx, summary, runner.taken)
+        _notify_losers(ctx, summary, target.taken)
     except errors.FlotillaError as exc:
         reason, message, retriable = reporting.describe(exc)
         await _phase(ctx, summary, status, "Failed", reason, message, event_on=profile)
@@ -148,7 +149,7 @@ def _notify_losers(ctx: context.Context, summary: dict[str, Any], taken: list[st
     cluster = summary["spec"]["clusterRef"]["name"]
     for ref in set(taken):
         kind, _, name = ref.split("/", 2)
-        key = (summary["metadata"]["namespace"], plan.summary_name(kind, name, cluster))
+        key = (summary["metadata"]["namespace"], inventory.summary_name(kind, name, cluster))
         ctx.verify.add(key)
         ctx.enqueue(("summary", *key))
 
@@ -160,19 +161,19 @@ def _waiting_profiles(ctx: context.Context, summary: dict[str, Any],
     out = []
     for dep in pspec.depends_on:
         other = ctx.store.get("ClusterSummary", summary["metadata"]["namespace"],
-                              plan.summary_name(ref["kind"], dep, cluster))
+                              inventory.summary_name(ref["kind"], dep, cluster))
         if other is None or (other.get("status") or {}).get("phase") != "Provisioned":
             out.append(dep)
     return out
 
 
 async def _record(ctx: context.Context, summary: dict[str, Any], profile: dict[str, Any],
-                  status: dict[str, Any], result: deploy.Result, want: desired.Desired,
+                  status: dict[str, Any], result: deployment.Result, want: desired.Desired,
                   ) -> float | None:
     spec = summary["spec"]
     gen = summary["metadata"].get("generation")
     status["services"] = result.services
-    status["inventory"] = [plan.InventoryEntry(key=k, hash=h).to_dict()
+    status["inventory"] = [inventory.InventoryEntry(key=k, hash=h).to_dict()
                            for k, h in result.inventory.items()]
     status["healthy"] = result.healthy
     status["phase"] = result.phase
@@ -292,20 +293,14 @@ async def withdraw(ctx: context.Context, summary: dict[str, Any],
         ctx.drift.untrack((meta["namespace"], meta["name"]))
     leave = (meta.get("annotations") or {}).get(context.LEAVE_ANNOTATION) == "true"
     if not leave and cluster is not None:
-        owner = owner_of(summary)
-        inventory = [plan.InventoryEntry.from_dict(r)
-                     for r in (summary.get("status") or {}).get("inventory") or []]
+        recorded = [inventory.InventoryEntry.from_dict(r)
+                    for r in (summary.get("status") or {}).get("inventory") or []]
         try:
             conn = await ctx.connection(cluster)
-            for entry in reversed(inventory):
-                if entry.key[0] == plan.HELM and len(entry.key) == 3:
-                    _, ns, release = entry.key
-                    if await conn.workload.release_owner(release, ns) == owner.ref:
-                        await conn.releases().uninstall(release=release, namespace=ns, options=(
-                            helmrun.uninstall_options(ctx, summary, ns, release)))
-                        await conn.workload.drop_release_claim(release, ns, owner)
-                else:
-                    await conn.workload.delete(entry.key, owner)
+            target = deployment.target(ctx, conn, owner_of(summary), types.ProfileSpec(),
+                                       summary)
+            for entry in reversed(recorded):
+                await deployers.for_key(entry.key).remove(target, entry.key)
         except errors.FlotillaError as exc:
             return await _withdraw_failed(ctx, summary, exc)
     elif not leave and (summary.get("status") or {}).get("inventory"):
@@ -342,7 +337,7 @@ async def _withdraw_failed(ctx: context.Context, summary: dict[str, Any],
 
 async def _abandon(ctx: context.Context, summary: dict[str, Any], why: str) -> None:
     """Warn, on the summary and its profile, what may remain on the cluster."""
-    entries = [plan.InventoryEntry.from_dict(r)
+    entries = [inventory.InventoryEntry.from_dict(r)
                for r in (summary.get("status") or {}).get("inventory") or []]
     left = ", ".join(_entry_name(e) for e in entries) or "nothing recorded"
     cluster = summary["spec"]["clusterRef"]["name"]
@@ -355,8 +350,8 @@ async def _abandon(ctx: context.Context, summary: dict[str, Any], why: str) -> N
                                  message=message)
 
 
-def _entry_name(entry: plan.InventoryEntry) -> str:
-    if entry.key[0] == plan.HELM and len(entry.key) == 3:
+def _entry_name(entry: inventory.InventoryEntry) -> str:
+    if entry.key[0] == inventory.HELM and len(entry.key) == 3:
         return f"helm release {entry.key[1]}/{entry.key[2]}"
     _group, _version, kind, ns, name = entry.key
     return f"{kind} {ns + '/' if ns else ''}{name}"

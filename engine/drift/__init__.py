@@ -1,6 +1,6 @@
 """Compare what Flotilla applied with what is live.
 
-Used by the controller's drift engine (`engine.controller.driftctl`), by the
+Used by the controller's drift engine (`engine.controller.drifts`), by the
 `flotilla plan` / DryRun previews and by the workload adapter (which applies
 `strip_excluded` before a re-apply). Purely computational: no I/O, no clock.
 

@@ -1,6 +1,6 @@
 """Keep only the drift the API server itself would see.
 
-Used by the controller's drift engine (`engine.controller.driftctl`) after
+Used by the controller's drift engine (`engine.controller.drifts`) after
 the cheap pure `engine.drift.diff` has found candidates. Pure: the caller
 does the server-side-apply dry run and hands its result in.
 

@@ -1,6 +1,6 @@
 """When to correct drift: per correction unit, with back-off when something fights back.
 
-Used by the controller's drift engine (`engine.controller.driftctl`). Pure
+Used by the controller's drift engine (`engine.controller.drifts`). Pure
 apart from its own memory: time is always passed in.
 
 A correction re-applies a *unit*: one plain object, or a whole Helm release

@@ -79,14 +79,20 @@ class RealFleet:
             found += items["items"]
         return found
 
-    def wait_ready(self, stem: str, timeout: float = 300) -> None:
+    def wait_ready(self, stem: str, timeout: float = 600) -> None:
         def ready() -> bool:
             realcharts.play_operators(self.kubeconfig)
             body = self.engine.profile(self.profile_name(stem))
             st = body.get("status") or {}
             return st.get("phase") == "Ready" and st.get("ready") == 1
-        eventually(ready, timeout=timeout, interval=2,
-                   what=f"{stem} Ready on {self.name} with the real charts")
+        try:
+            eventually(ready, timeout=timeout, interval=2,
+                       what=f"{stem} Ready on {self.name} with the real charts")
+        except AssertionError as exc:
+            rows = [(r["name"], r["status"], r.get("healthy"), r.get("message", "")[:300])
+                    for s in self.summaries() for r in (s.get("status") or {}).get("services")
+                    or []]
+            raise AssertionError(f"{exc}\nservice rows: {rows}") from None
 
 
 @pytest.fixture(scope="module")

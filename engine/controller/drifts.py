@@ -21,22 +21,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from engine import drift, errors, plan
+from engine import deployers, drift, errors, inventory
 from engine.adapters import connections, watches, workload
-from engine.catalog import ReleasePlan
-from engine.controller import context, deploy, desired, driftconfirm, reporting, revisions
+from engine.controller import context, deployment, desired, driftconfirm, reporting, revisions
 from engine.controller.driftconfirm import Candidate, Found
+from engine.deployers import base
 from engine.drift import fights
 from engine.model import conditions, types
 
-OURS = "flotilla.dev/managed-by=flotilla"
-HELMS = "app.kubernetes.io/managed-by=Helm"
 TRACKED = (types.SyncMode.CONTINUOUS, types.SyncMode.CONTINUOUS_WITH_DRIFT_DETECTION)
 
 DRIFT_DETECTED = Counter("flotilla_drift_detected_total", "Drifted objects detected.",
@@ -60,13 +57,13 @@ class Tracked:
     objects: frozenset[watches.ObjKey]  # the objects whose events concern it
 
 
-class DriftEngine:
+class DriftReconciler:
     def __init__(self, ctx: context.Context) -> None:
         self.ctx = ctx
         self.clusters: dict[tuple[str, str], watches.ClusterWatches] = {}
         self.tracked: dict[SummaryKey, Tracked] = {}
         # summary → {release key: (release hash, the objects of its manifest)}
-        self.children: dict[SummaryKey, dict[plan.Key, tuple[str, list[dict[str, Any]]]]] = {}
+        self.children: dict[SummaryKey, dict[inventory.Key, tuple[str, list[dict[str, Any]]]]] = {}
         # summary → its correction decisions (fights per release or object)
         self.correctors: dict[SummaryKey, fights.Corrector] = {}
         self.confirmer = driftconfirm.Confirmer()
@@ -85,26 +82,16 @@ class DriftEngine:
         specs: set[watches.WatchSpec] = set()
         objects: set[watches.ObjKey] = set()
         kids = self.children.setdefault(skey, {})
+        target = self._target(summary, conn, pspec)
         for item in want.items:
-            if item.is_release:
-                rel = item.body
-                assert isinstance(rel, ReleasePlan)
-                if rel.uninstall:
-                    continue
-                known = kids.get(item.key)
-                if known is None or known[0] != item.hash:
-                    objs = await conn.releases().manifest(release=rel.release_name,
-                                                         namespace=rel.namespace)
-                    objs = [await _with_namespace(conn, o, rel.namespace) for o in objs]
-                    kids[item.key] = (item.hash, objs)
-                for obj in kids[item.key][1]:
-                    specs.add(watches.WatchSpec(obj["apiVersion"], obj["kind"], HELMS))
-                    objects.add(watches.obj_key(obj))
-            else:
-                body = item.body
-                assert not isinstance(body, ReleasePlan)
-                specs.add(watches.WatchSpec(body["apiVersion"], body["kind"], OURS))
-                objects.add(watches.obj_key(body))
+            deployer = deployers.for_item(item)
+            known = kids.get(item.key)
+            if known is None or known[0] != item.hash:
+                kids[item.key] = (item.hash, await deployer.watched(target, item))
+            for obj in kids[item.key][1]:
+                specs.add(watches.WatchSpec(obj["apiVersion"], obj["kind"],
+                                            deployer.watch_selector))
+                objects.add(watches.obj_key(obj))
         self.tracked[skey] = Tracked(ckey, frozenset(specs), frozenset(objects))
         self._ensure_watches(ckey, conn)
 
@@ -166,7 +153,7 @@ class DriftEngine:
         self.checks += 1
         owner = workload.Owner(kind=ref["kind"], namespace=ref.get("namespace") or "",
                                name=ref["name"], tier=pspec.tier)
-        candidates = self._diff(skey, want, pspec, owner, cw)
+        candidates = self._diff(skey, want, pspec, cw)
         if not candidates:
             self.confirmer.forget(skey)
             decision = self._decide(skey, [], pspec)
@@ -191,29 +178,21 @@ class DriftEngine:
         return min(waits) if waits else None
 
     def _diff(self, skey: SummaryKey, want: desired.Desired, pspec: types.ProfileSpec,
-              owner: workload.Owner, cw: watches.ClusterWatches) -> list[Candidate]:
-        """The pure first pass: objects whose live form departs from the rendered one."""
+              cw: watches.ClusterWatches) -> list[Candidate]:
+        """The pure first pass: objects whose live form departs from the deployed one."""
         found = []
+        kids = self.children.get(skey, {})
         for item in want.items:
-            if item.is_release:
-                objs = self.children.get(skey, {}).get(item.key, ("", []))[1]
-                # (source for exclusions, compared with live, what `helm upgrade` would send)
-                triples: list[tuple[Mapping[str, Any], dict[str, Any], dict[str, Any]]] = [
-                    (o, o, o) for o in objs]
-            else:
-                body = item.body
-                assert not isinstance(body, ReleasePlan)
-                marked = workload.marked(body, owner, item.hash)
-                # A re-apply leaves excluded paths alone (Workload.apply), and so does the dry run.
-                sent = drift.strip_excluded(marked, drift.exclusions_for(pspec, body))
-                triples = [(body, marked, sent)]
-            for source, expected, sent in triples:
+            for expected in kids.get(item.key, ("", []))[1]:
                 key = watches.obj_key(expected)
                 live = cw.cache.get(key)
                 if live is not None and drift.excluded_by_annotation(live):
                     continue
-                report = drift.diff(expected, live, exclusions=drift.exclusions_for(pspec, source))
+                exclusions = drift.exclusions_for(pspec, expected)
+                report = drift.diff(expected, live, exclusions=exclusions)
                 if report.drifted:
+                    # A re-apply leaves excluded paths alone, and so does the dry run.
+                    sent = drift.strip_excluded(expected, exclusions)
                     found.append(Candidate(item, key, expected, sent, live, report))
         return found
 
@@ -294,19 +273,19 @@ class DriftEngine:
         cref = summary["spec"]["clusterRef"]
         corrected = DRIFT_CORRECTED.labels(cluster=f"{cref['namespace']}/{cref['name']}",
                                            profile=owner.name)
+        target = self._target(summary, conn, pspec)
         for unit in decision.correct:
             objects = [f for f in found if _unit(f) == unit]
             item = objects[0].item
-            if item.is_release:
-                rel = item.body
-                assert isinstance(rel, ReleasePlan)
-                await deploy.install_release(self.ctx, conn, rel, want.values[item.key])
-            else:
-                body = item.body
-                assert not isinstance(body, ReleasePlan)
-                await conn.workload.apply(body, owner, item.hash,
-                                          exclusions=drift.exclusions_for(pspec, body))
+            await deployers.for_item(item).correct(target, item, want.values.get(item.key, {}))
             corrected.inc(len(objects))
+
+    def _target(self, summary: dict[str, Any], conn: connections.Connection,
+                pspec: types.ProfileSpec) -> base.Target:
+        ref = summary["spec"]["profileRef"]
+        owner = workload.Owner(kind=ref["kind"], namespace=ref.get("namespace") or "",
+                               name=ref["name"], tier=pspec.tier)
+        return deployment.target(self.ctx, conn, owner, pspec)
 
     async def close(self) -> None:
         for cw in self.clusters.values():
@@ -315,29 +294,5 @@ class DriftEngine:
 
 def _unit(found: Found) -> fights.Unit:
     """What correcting this object re-applies: its whole release, or the object alone."""
-    if found.item.is_release:
-        rel = found.item.body
-        assert isinstance(rel, ReleasePlan)
-        return fights.release_unit(rel.namespace, rel.release_name)
-    return fights.object_unit(*found.key)
-
-
-async def _with_namespace(conn: connections.Connection, obj: dict[str, Any],
-                          default: str) -> dict[str, Any]:
-    """The object under the namespace the server files it in.
-
-    Helm manifests may omit metadata.namespace for namespaced kinds, and some
-    charts set one on cluster-scoped kinds, which the server drops: keyed as
-    rendered, such an object would never be found live and look deleted.
-    """
-    try:
-        res = await conn.client.resource(obj["apiVersion"], obj["kind"])
-    except errors.FlotillaError:
-        return obj
-    meta = dict(obj.get("metadata") or {})
-    if res.namespaced and not meta.get("namespace"):
-        return {**obj, "metadata": {**meta, "namespace": default}}
-    if not res.namespaced and "namespace" in meta:
-        del meta["namespace"]
-        return {**obj, "metadata": meta}
-    return obj
+    (api, kind, ns, name) = found.key
+    return deployers.for_item(found.item).unit(found.item, (api, kind, ns, name))

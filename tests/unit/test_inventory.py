@@ -1,4 +1,4 @@
-"""Unit tests for engine.plan: desired vs recorded, ownership, summary names."""
+"""Unit tests for engine.inventory: desired vs recorded, ownership, summary names."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine import catalog, errors, plan
+from engine import catalog, errors, inventory
 
 
 def manifest(kind: str, name: str, *, namespace: str = "apps", data: str = "x") -> dict[str, Any]:
@@ -36,8 +36,8 @@ def release(name: str = "kps", version: str = "65.1.0") -> catalog.ReleasePlan:
     )
 
 
-def recorded(*items: plan.DesiredItem) -> list[plan.InventoryEntry]:
-    return [plan.InventoryEntry(key=item.key, hash=item.hash) for item in items]
+def recorded(*items: inventory.DesiredItem) -> list[inventory.InventoryEntry]:
+    return [inventory.InventoryEntry(key=item.key, hash=item.hash) for item in items]
 
 
 class TestKeys:
@@ -54,68 +54,69 @@ class TestKeys:
             ),
         ],
     )
-    def test_object_key(self, obj: dict[str, Any], key: plan.Key) -> None:
-        assert plan.object_key(obj) == key
-        assert plan.DesiredItem.for_object(obj).key == key
+    def test_object_key(self, obj: dict[str, Any], key: inventory.Key) -> None:
+        assert inventory.object_key(obj) == key
+        assert inventory.DesiredItem.for_object(obj).key == key
 
     def test_release_item(self) -> None:
-        item = plan.DesiredItem.for_release(release(), values={"a": 1})
+        item = inventory.DesiredItem.for_release(release(), values={"a": 1})
         assert item.key == ("helm", "monitoring", "kps") and item.is_release
-        assert item.hash != plan.DesiredItem.for_release(release(), values={"a": 2}).hash
+        assert item.hash != inventory.DesiredItem.for_release(release(), values={"a": 2}).hash
         assert (
             item.hash
-            != plan.DesiredItem.for_release(release(version="66.0.0"), values={"a": 1}).hash
+            != inventory.DesiredItem.for_release(release(version="66.0.0"), values={"a": 1}).hash
         )
 
     @pytest.mark.parametrize(
         "entry",
         [
-            plan.InventoryEntry(key=("apps", "v1", "Deployment", "apps", "web"), hash="h1"),
-            plan.InventoryEntry(key=("", "v1", "Namespace", "", "gpu"), hash="h2"),
-            plan.InventoryEntry(key=("helm", "monitoring", "kps"), hash="h3"),
+            inventory.InventoryEntry(key=("apps", "v1", "Deployment", "apps", "web"), hash="h1"),
+            inventory.InventoryEntry(key=("", "v1", "Namespace", "", "gpu"), hash="h2"),
+            inventory.InventoryEntry(key=("helm", "monitoring", "kps"), hash="h3"),
         ],
     )
-    def test_inventory_round_trip(self, entry: plan.InventoryEntry) -> None:
+    def test_inventory_round_trip(self, entry: inventory.InventoryEntry) -> None:
         row = entry.to_dict()
         assert set(row) == {"group", "version", "kind", "namespace", "name", "hash"}
-        assert plan.InventoryEntry.from_dict(row) == entry
+        assert inventory.InventoryEntry.from_dict(row) == entry
 
 
 class TestPlan:
     """plan() sorts desired items into apply/unchanged and the rest into delete/orphan."""
 
-    WEB = plan.DesiredItem.for_object(manifest("Deployment", "web"))
-    CM = plan.DesiredItem.for_object(manifest("ConfigMap", "cm"))
-    OLD = plan.DesiredItem.for_object(manifest("ConfigMap", "old"))
-    KPS = plan.DesiredItem.for_release(release(), values={})
+    WEB = inventory.DesiredItem.for_object(manifest("Deployment", "web"))
+    CM = inventory.DesiredItem.for_object(manifest("ConfigMap", "cm"))
+    OLD = inventory.DesiredItem.for_object(manifest("ConfigMap", "old"))
+    KPS = inventory.DesiredItem.for_release(release(), values={})
 
     def test_first_deploy_applies_everything_in_order(self) -> None:
-        result = plan.plan([self.KPS, self.WEB, self.CM], [], withdraw=True)
+        result = inventory.changes([self.KPS, self.WEB, self.CM], [], withdraw=True)
         assert result.apply == [self.KPS, self.WEB, self.CM]
         assert result.unchanged == [] and result.delete == [] and result.changed
 
     def test_same_hash_is_unchanged(self) -> None:
-        result = plan.plan([self.WEB, self.CM], recorded(self.WEB, self.CM), withdraw=True)
+        result = inventory.changes([self.WEB, self.CM], recorded(self.WEB, self.CM), withdraw=True)
         assert result.apply == [] and result.unchanged == [self.WEB, self.CM]
         assert not result.changed
 
     def test_changed_hash_is_applied(self) -> None:
-        changed = plan.DesiredItem.for_object(manifest("ConfigMap", "cm", data="y"))
-        result = plan.plan([self.WEB, changed], recorded(self.WEB, self.CM), withdraw=True)
+        changed = inventory.DesiredItem.for_object(manifest("ConfigMap", "cm", data="y"))
+        result = inventory.changes([self.WEB, changed], recorded(self.WEB, self.CM), withdraw=True)
         assert result.apply == [changed] and result.unchanged == [self.WEB]
 
     @pytest.mark.parametrize("withdraw", [True, False])
     def test_gone_items(self, withdraw: bool) -> None:
-        result = plan.plan([self.WEB], recorded(self.KPS, self.OLD, self.WEB), withdraw=withdraw)
-        gone = [plan.InventoryEntry(key=i.key, hash=i.hash) for i in (self.OLD, self.KPS)]
+        result = inventory.changes([self.WEB], recorded(self.KPS, self.OLD, self.WEB),
+                                   withdraw=withdraw)
+        gone = [inventory.InventoryEntry(key=i.key, hash=i.hash) for i in (self.OLD, self.KPS)]
         # Reverse recorded order: what was deployed last goes first.
         assert (result.delete, result.orphan) == ((gone, []) if withdraw else ([], gone))
         assert result.changed is withdraw
 
     def test_duplicate_desired_objects(self) -> None:
-        twin = plan.DesiredItem.for_object(manifest("ConfigMap", "cm", data="other"))
+        twin = inventory.DesiredItem.for_object(manifest("ConfigMap", "cm", data="other"))
         with pytest.raises(errors.SpecError) as caught:
-            plan.plan([self.CM, twin], [], withdraw=True)
+            inventory.changes([self.CM, twin], [], withdraw=True)
         assert caught.value.reason == "DuplicateObject"
         assert "ConfigMap apps/cm" in caught.value.message
 
@@ -126,20 +127,20 @@ class TestOwnership:
     @pytest.mark.parametrize(
         ("owner", "tier", "my_tier", "expected"),
         [
-            (None, None, 100, plan.Ownership.TAKE),
-            ("", None, 100, plan.Ownership.TAKE),
-            ("ClusterProfile//me", 100, 500, plan.Ownership.TAKE),
-            ("ClusterProfile//other", 100, 50, plan.Ownership.TAKE_OVER),
-            ("ClusterProfile//other", 100, 100, plan.Ownership.CONFLICT),
-            ("ClusterProfile//other", 50, 100, plan.Ownership.CONFLICT),
-            ("ClusterProfile//other", None, 99, plan.Ownership.TAKE_OVER),
-            ("ClusterProfile//other", None, 100, plan.Ownership.CONFLICT),
+            (None, None, 100, inventory.Ownership.TAKE),
+            ("", None, 100, inventory.Ownership.TAKE),
+            ("ClusterProfile//me", 100, 500, inventory.Ownership.TAKE),
+            ("ClusterProfile//other", 100, 50, inventory.Ownership.TAKE_OVER),
+            ("ClusterProfile//other", 100, 100, inventory.Ownership.CONFLICT),
+            ("ClusterProfile//other", 50, 100, inventory.Ownership.CONFLICT),
+            ("ClusterProfile//other", None, 99, inventory.Ownership.TAKE_OVER),
+            ("ClusterProfile//other", None, 100, inventory.Ownership.CONFLICT),
         ],
     )
     def test_decide(
-        self, owner: str | None, tier: int | None, my_tier: int, expected: plan.Ownership
+        self, owner: str | None, tier: int | None, my_tier: int, expected: inventory.Ownership
     ) -> None:
-        decision = plan.decide_ownership(
+        decision = inventory.decide_ownership(
             current_owner=owner, current_tier=tier, me="ClusterProfile//me", my_tier=my_tier
         )
         assert decision is expected
@@ -158,7 +159,7 @@ class TestSummaryName:
         ],
     )
     def test_plain(self, kind: str, profile: str, cluster: str, expected: str) -> None:
-        assert plan.summary_name(kind, profile, cluster) == expected
+        assert inventory.summary_name(kind, profile, cluster) == expected
 
     @pytest.mark.parametrize(
         ("profile", "cluster"),
@@ -171,23 +172,23 @@ class TestSummaryName:
         ],
     )
     def test_long_or_odd_names(self, profile: str, cluster: str) -> None:
-        name = plan.summary_name("ClusterProfile", profile, cluster)
+        name = inventory.summary_name("ClusterProfile", profile, cluster)
         assert len(name) <= 63 and self.LABEL.match(name), name
         assert re.search(r"-[0-9a-f]{8}$", name)
-        assert plan.summary_name("ClusterProfile", profile, cluster) == name
+        assert inventory.summary_name("ClusterProfile", profile, cluster) == name
 
     def test_distinct_inputs_stay_distinct(self) -> None:
         long = "c" * 70
-        assert plan.summary_name("ClusterProfile", "p", long + "1") != plan.summary_name(
+        assert inventory.summary_name("ClusterProfile", "p", long + "1") != inventory.summary_name(
             "ClusterProfile", "p", long + "2"
         )
-        assert plan.summary_name("ClusterProfile", "a.b", "c") != plan.summary_name(
+        assert inventory.summary_name("ClusterProfile", "a.b", "c") != inventory.summary_name(
             "ClusterProfile", "a-b", "c"
         )
-        assert plan.summary_name("Profile", "x", "y") != plan.summary_name(
+        assert inventory.summary_name("Profile", "x", "y") != inventory.summary_name(
             "ClusterProfile", "x", "y"
         )
 
     def test_unknown_kind(self) -> None:
         with pytest.raises(ValueError):
-            plan.summary_name("Deployment", "x", "y")
+            inventory.summary_name("Deployment", "x", "y")

@@ -1,6 +1,6 @@
-"""Make a long helm operation visible in its ClusterSummary while it runs.
+"""Make a long helm operation visible while it runs: what it waits for, and what held it.
 
-Used by `deploy.install_release`. Helm can hold an install or upgrade for many
+Used by the Helm deployer. Helm can hold an install or upgrade for many
 minutes — it waits for hook Jobs even without `wait` — and until it returns
 the summary would say nothing. A `Reporter` runs beside the helm call (never
 blocking it): a few seconds in, and then every `interval`, it lists the Jobs
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import logging
 import time
@@ -25,9 +24,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from engine import errors
-from engine.controller import context
 
-log = logging.getLogger("flotilla.controller")
+log = logging.getLogger("flotilla.deployers")
 HOOK_ANNOTATION = "helm.sh/hook"
 FIRST_AFTER = 3.0  # a quick helm call writes nothing at all
 INTERVAL = 10.0
@@ -132,38 +130,3 @@ class Reporter:
             self.jobs = hook_jobs(await self.list_jobs())
         stuck = [j for j in self.jobs if j.state != "Complete"]
         return "; ".join(f"hook Job {j.name} ({j.hook}) {j.state.lower()}" for j in stuck)
-
-
-WriteStatus = Callable[[dict[str, Any]], Awaitable[bool]]
-
-
-def summary_row(ctx: context.Context, summary: dict[str, Any], row: Mapping[str, Any],
-                write: WriteStatus) -> Publish:
-    """A `Publish` that shows the line as the message of service row `row` (Provisioning).
-
-    `row` names the row and may set more of its fields; the rest of the status
-    stays as the API has it. After a write the reconcile's own copy of the
-    summary is brought up to date, so that its final status write compares
-    against what the API now holds (and is not skipped as "unchanged").
-    """
-    meta = summary["metadata"]
-
-    async def publish(line: str) -> None:
-        current = ctx.store.get("ClusterSummary", meta["namespace"], meta["name"]) or summary
-        status = copy.deepcopy(current.get("status") or {})
-        rows = list(status.get("services") or [])
-        at = next((i for i, r in enumerate(rows) if r.get("name") == row["name"]), len(rows))
-        mine = {**(rows[at] if at < len(rows) else {}), **row, "status": "Provisioning",
-                "message": line}
-        rows[at:at + 1] = [mine]
-        status["services"] = rows
-        status["phase"], status["message"] = "Provisioning", f"{row['name']}: {line}"
-        try:
-            if await write(status):
-                stored = ctx.store.get("ClusterSummary", meta["namespace"], meta["name"])
-                summary["status"] = copy.deepcopy((stored or {}).get("status") or status)
-        except errors.FlotillaError as exc:  # progress is best effort; the outcome is not
-            log.warning("progress of %s/%s not written: %s", meta["namespace"], meta["name"],
-                        exc)
-
-    return publish

@@ -1,6 +1,6 @@
-"""Desired vs recorded state: what a ClusterSummary reconcile must do.
+"""The inventory: desired vs recorded state, and what a ClusterSummary reconcile must do.
 
-Used by the ClusterSummary reconciler (and `flotilla plan`): it hashes what
+Used by the ClusterSummary reconciler, the deployers and `flotilla plan`: it hashes what
 it wants deployed (`DesiredItem`s), compares with the inventory recorded in
 the summary's status (`InventoryEntry`s) and gets back which items to apply,
 which are unchanged and which to delete or orphan. Also the ownership rule
@@ -25,6 +25,7 @@ from engine.catalog import ReleasePlan
 Key = tuple[str, ...]
 
 HELM = "helm"
+OBJECT = "object"  # the kind of every key that is not a Helm release
 # The ClusterSummary inventory only has object-shaped rows; a release is
 # recorded as kind HelmRelease with no group/version, which no real API has.
 _HELM_KIND = "HelmRelease"
@@ -43,6 +44,11 @@ def object_key(obj: Mapping[str, Any]) -> Key:
         str(metadata.get("namespace") or ""),
         str(metadata.get("name") or ""),
     )
+
+
+def kind_of(key: Key) -> str:
+    """HELM for a Helm release key, OBJECT for an object's: which deployer handles it."""
+    return HELM if key[0] == HELM and len(key) == 3 else OBJECT
 
 
 def release_key(release: ReleasePlan) -> Key:
@@ -75,7 +81,7 @@ class DesiredItem:
 
     @property
     def is_release(self) -> bool:
-        return self.key[0] == HELM and len(self.key) == 3
+        return kind_of(self.key) == HELM
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,7 +118,7 @@ class InventoryEntry:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Plan:
+class Changes:
     """The actions of one reconcile; `apply` keeps the desired (dependency) order."""
 
     apply: list[DesiredItem]
@@ -125,9 +131,9 @@ class Plan:
         return bool(self.apply or self.delete)
 
 
-def plan(
+def changes(
     desired: Sequence[DesiredItem], recorded: Sequence[InventoryEntry], *, withdraw: bool
-) -> Plan:
+) -> Changes:
     """Compare desired items with the recorded inventory.
 
     Items no longer desired are deleted when `withdraw` is set
@@ -146,7 +152,7 @@ def plan(
     apply = [item for item in desired if recorded_hashes.get(item.key) != item.hash]
     unchanged = [item for item in desired if recorded_hashes.get(item.key) == item.hash]
     gone = [entry for entry in reversed(recorded) if entry.key not in seen]
-    return Plan(
+    return Changes(
         apply=apply,
         unchanged=unchanged,
         delete=gone if withdraw else [],
