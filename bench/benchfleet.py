@@ -1,7 +1,7 @@
 """A fleet of 10 api-only workload clusters with the controller, for profile benchmarks.
 
 Used by bench/drift_idle.py and bench/rollout_waves.py: the setup that
-bench/label_to_ready.py does (fleet.up, ops.install, every cluster
+bench/label_to_ready.py does (fleet.up, admin.install, every cluster
 registered in namespace `fleet` without labels, the controller as a child
 process), plus the async clients and waits those scripts share. `running`
 is a context manager whose exit stops the controller and the fleet and
@@ -23,8 +23,9 @@ from typing import Any
 import benchkube as bk
 import benchlib as bl
 
-from engine import api, errors, ops
+from engine import api, errors
 from engine.adapters import kube, kubeconfig
+from engine.cli import admin
 from engine.devfleet import fleet
 
 Obj = dict[str, Any]
@@ -60,10 +61,10 @@ def running(script: str, prefix: str, clusters: int = WORKLOAD_CLUSTERS) -> Iter
         started = fleet.up(fleet_dir, fleet.Options(clusters=clusters, full=0))
         bl.note(f"fleet up in {bl.seconds(watch.elapsed())} ({fleet_dir})")
         mgmt_kc = started.management.kubeconfig
-        ops.install(mgmt_kc, crds=bl.ROOT / "crds", catalog=bl.ROOT / "catalog")
+        admin.install(mgmt_kc, crds=bl.ROOT / "crds", catalog=bl.ROOT / "catalog")
         for cluster in started.clusters:
-            ops.register(mgmt_kc, namespace=FLEET_NS, name=cluster.name,
-                         cluster_kubeconfig=cluster.kubeconfig, labels={})
+            admin.register(mgmt_kc, namespace=FLEET_NS, name=cluster.name,
+                           cluster_kubeconfig=cluster.kubeconfig, labels={})
         bl.note(f"CRDs + catalog installed, {len(started.clusters)} clusters registered")
         controller = bk.Controller(mgmt_kc, work, {})
         yield Stack(script=script, work=work, fleet=started, controller=controller)

@@ -9,7 +9,7 @@
     nodes are Ready), on a warm binary cache, N times, each in a fresh /tmp
     folder. Target: ready in ≤ 20 s.
 (b) Memory: on the last fleet, the CRDs and catalog are installed on the
-    management cluster (`engine.ops.install`) and ~50 ConfigMaps are created on
+    management cluster (`engine.cli.admin.install`) and ~50 ConfigMaps are created on
     each workload cluster; then VmRSS (now) and VmHWM (peak) are read from
     /proc/<pid>/status of each kube-apiserver. Target: ≤ 300 MiB per API server.
 (c) Cold build of the binaries: by default the figure measured once on this
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import benchlib as bl
 
-from engine import ops
 from engine.adapters import kube, kubeconfig
+from engine.cli import admin
 from engine.devfleet import fleet, procs, testbin
 
 READY_TARGET_S = 20.0
@@ -102,8 +102,8 @@ def memory(started: fleet.Fleet) -> int:
     """Load the fleet a little, print VmRSS/VmHWM per API server; return the top VmHWM in KiB."""
     bl.heading("(b) peak RSS per API server")
     watch = bl.Stopwatch()
-    ops.install(started.management.kubeconfig, crds=bl.ROOT / "crds",
-                catalog=bl.ROOT / "catalog")
+    admin.install(started.management.kubeconfig, crds=bl.ROOT / "crds",
+                  catalog=bl.ROOT / "catalog")
     bl.note(f"installed CRDs + catalog on management in {bl.seconds(watch.elapsed())}")
     watch = bl.Stopwatch()
     for cluster in started.clusters:

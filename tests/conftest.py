@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fleetkit import FLEET_NS, ROOT, ChartRepo, Engine, Helm, Kubectl, eventually
 
-from engine import ops
+from engine.cli import admin
 from engine.devfleet import fleet as devfleet
 
 WORKLOAD_CLUSTERS = 6
@@ -113,10 +113,10 @@ def helm_for(kubeconfig: str, home: Path) -> Helm:
 def engine(fleet: devfleet.Fleet, chart_repo: ChartRepo, mgmt: Kubectl,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """CRDs and catalog installed, every workload cluster registered, the controller running."""
-    ops.install(fleet.management.kubeconfig, crds=ROOT / "crds", catalog=ROOT / "catalog")
+    admin.install(fleet.management.kubeconfig, crds=ROOT / "crds", catalog=ROOT / "catalog")
     for cluster in fleet.clusters:
-        ops.register(fleet.management.kubeconfig, namespace=FLEET_NS, name=cluster.name,
-                     cluster_kubeconfig=cluster.kubeconfig, labels={})
+        admin.register(fleet.management.kubeconfig, namespace=FLEET_NS, name=cluster.name,
+                       cluster_kubeconfig=cluster.kubeconfig, labels={})
     running = Engine(fleet, chart_repo, mgmt, tmp_path_factory.mktemp("controller"))
     running.start()
     try:

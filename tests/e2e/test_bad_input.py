@@ -8,7 +8,8 @@ from typing import Any
 
 from fleetkit import FLEET_NS, Engine, Kubectl, condition, eventually
 
-from engine import api, ops
+from engine import api
+from engine.cli import admin
 from engine.devfleet import procs
 
 
@@ -115,8 +116,8 @@ spec: {{kubeconfigSecretRef: {{name: does-not-exist}}}}
         text = Path(engine.kubeconfig("cluster-6")).read_text()
         server = next(line.split()[-1] for line in text.splitlines() if "server:" in line)
         dead.write_text(text.replace(server, f"https://127.0.0.1:{procs.free_port()}"))
-        ops.register(engine.fleet.management.kubeconfig, namespace=FLEET_NS, name=name,
-                     cluster_kubeconfig=str(dead), labels={})
+        admin.register(engine.fleet.management.kubeconfig, namespace=FLEET_NS, name=name,
+                       cluster_kubeconfig=str(dead), labels={})
 
         def probe() -> dict[str, Any] | None:
             body = mgmt.get("workloadcluster", name, "-n", FLEET_NS) or {}

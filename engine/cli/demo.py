@@ -21,6 +21,7 @@ operator's part (`play_operators`), which does not really run there.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -31,11 +32,12 @@ from typing import Any
 
 import yaml
 
-from engine import errors, ops
+from engine import api, errors
+from engine.cli import admin
 from engine.devfleet import fleet, realcharts, testbin
 from engine.devfleet.chartrepo import ChartRepo
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LABELS = {"cluster-1": {"env": "prod", "ring": "canary"}, "cluster-2": {"env": "staging"},
           "cluster-3": {"env": "dev"}}
 
@@ -106,6 +108,10 @@ class _Charts:
         return path
 
 
+def demo_command(args: argparse.Namespace) -> int:
+    return run(Path(args.dir), keep=args.keep, charts=Path(args.charts) if args.charts else None)
+
+
 def run(workdir: Path, *, keep: bool = False, charts: Path | None = None) -> int:
     if charts is not None and not (charts / "index.yaml").is_file():
         raise errors.FlotillaError(f"--charts {charts}: not a Helm repository (no index.yaml)")
@@ -122,18 +128,18 @@ def run(workdir: Path, *, keep: bool = False, charts: Path | None = None) -> int
         _say(f"Offline mode: serving {source.describe()} at {source.repo.url}")
 
         _say("flotilla install: CRDs and the catalog")
-        for line in ops.install(started.management.kubeconfig, crds=ROOT / "crds",
+        for line in admin.install(started.management.kubeconfig, crds=ROOT / "crds",
                                 catalog=ROOT / "catalog"):
             print(f"  {line}")
         _say("flotilla register: three workload clusters with labels")
         for c in started.clusters:
-            print("  " + ops.register(started.management.kubeconfig, namespace="fleet",
-                                      name=c.name, cluster_kubeconfig=c.kubeconfig,
-                                      labels=LABELS.get(c.name, {})))
+            print("  " + admin.register(started.management.kubeconfig, namespace="fleet",
+                                        name=c.name, cluster_kubeconfig=c.kubeconfig,
+                                        labels=LABELS.get(c.name, {})))
 
         flags: list[str] = []
         if source.real:
-            _say("Chart mirror map: ConfigMap flotilla-system/flotilla-chart-mirrors "
+            _say(f"Chart mirror map: ConfigMap {api.SYSTEM_NAMESPACE}/{api.MIRROR_CONFIGMAP} "
                  "(the controller reads it live), every catalog repository -> loopback")
             mgmt.show("apply", "-f", "-", stdin=yaml.safe_dump(
                 realcharts.mirror_configmap(source.repo.mirrors())))

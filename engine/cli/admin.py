@@ -1,12 +1,15 @@
-"""Management-cluster operations behind `flotilla install`, `register`, `retry` and `plan`.
+"""`flotilla install`, `register`, `retry`: an administrator's writes to the management cluster.
 
-Used by the CLI, the demo and the tests. Each operation is idempotent:
-server-side apply with our field manager, so running it twice changes
-nothing the second time.
+Used by the command line (the `*_command` functions) and, through
+`install` and `register`, by the demo, the tests and the benchmarks.
+install and register are idempotent: server-side apply with our field
+manager, so running one twice changes nothing the second time. retry
+writes a fresh annotation each time, since each time asks for a new attempt.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import datetime
@@ -125,8 +128,20 @@ async def _retry(kc: str, profile: str, cluster: str | None) -> list[str]:
         await client.close()
 
 
-def plan_command(kc: str, profile: str) -> int:
-    from engine.controller import preview
+def install_command(args: argparse.Namespace) -> int:
+    for line in install(args.kubeconfig, crds=Path(args.crds), catalog=Path(args.catalog)):
+        print(line)
+    return 0
 
-    print(asyncio.run(preview.render_plan(kc, profile)))
+
+def register_command(args: argparse.Namespace) -> int:
+    labels = dict(item.split("=", 1) for item in args.label)
+    print(register(args.kubeconfig, namespace=args.namespace, name=args.name,
+                   cluster_kubeconfig=args.cluster_kubeconfig, labels=labels))
+    return 0
+
+
+def retry_command(args: argparse.Namespace) -> int:
+    for line in retry(args.kubeconfig, args.profile, cluster=args.cluster):
+        print(line)
     return 0

@@ -1,7 +1,7 @@
 """`flotilla rollout status|history|pause|resume|approve|undo` against the management cluster.
 
-Used by the CLI. Every action is an ordinary write that plain kubectl could
-make too, so nothing here is magic:
+Used by the command line (`rollout_command`). Every action is an ordinary
+write that plain kubectl could make too, so nothing here is magic:
 
     pause / resume   kubectl patch clusterprofile P --type=merge \
                          -p '{"spec":{"rollout":{"paused":true}}}'
@@ -13,6 +13,7 @@ make too, so nothing here is magic:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 from typing import Any
@@ -171,3 +172,9 @@ async def _run(kc: str, action: str, profile: str, to_revision: int | None,
 def run(kc: str, action: str, profile: str, *, to_revision: int | None = None,
         stage: str | None = None) -> str:
     return asyncio.run(_run(kc, action, profile, to_revision, stage))
+
+
+def rollout_command(args: argparse.Namespace) -> int:
+    print(run(args.kubeconfig, args.action, args.profile, to_revision=args.to_revision,
+              stage=args.stage))
+    return 0

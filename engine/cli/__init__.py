@@ -1,0 +1,163 @@
+"""The `flotilla` command line: its parser and `main` (DESIGN.md §2).
+
+Every sub-command lives in the module of its group, which `main` imports
+only when that command runs:
+
+    admin       install, register, retry — writes to the management cluster
+    controller  controller — runs the controller in the foreground (kopf)
+    plan        plan — what a profile would change now, per cluster
+    rollout     rollout status|history|pause|resume|approve|undo
+    catalog     catalog lint — catalog entries against their real charts
+    demo        demo — the main job on a local fleet, offline
+    devfleet    testbin path, dev-fleet up|down|status — local control planes
+
+Importing lazily keeps `flotilla --help` quick and keeps the dev fleet out
+of every command but the dev ones (demo, dev-fleet, testbin, and catalog
+lint's fallback helm). A command returns its exit code; errors print one
+clear line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from engine import api, errors
+
+Command = Callable[[argparse.Namespace], int]
+# The project folder: crds/ and catalog/ sit next to engine/.
+ROOT = Path(__file__).resolve().parents[2]
+PROFILE_ARG = "NAME (ClusterProfile) or NAMESPACE/NAME (Profile)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Lazy:
+    """Command `name` of `engine.cli.<module>`, imported when it runs."""
+
+    module: str
+    name: str
+
+    def resolve(self) -> Command:
+        command: Command = getattr(importlib.import_module(f"engine.cli.{self.module}"),
+                                   self.name)
+        return command
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        return self.resolve()(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="flotilla", description="Add-on distribution for "
+                                  "Kubernetes fleets.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    tb = sub.add_parser("testbin", help="test binaries (etcd, kube-apiserver, …, helm)")
+    tb_sub = tb.add_subparsers(dest="action", required=True)
+    tb_sub.add_parser("path", help="print the folder holding them, building first if needed")
+    tb.set_defaults(func=Lazy("devfleet", "testbin_command"))
+
+    df = sub.add_parser("dev-fleet", help="local control planes for tests and the demo")
+    df_sub = df.add_subparsers(dest="action", required=True)
+    up = df_sub.add_parser("up", help="start a management cluster and N workload clusters")
+    up.add_argument("--dir", required=True)
+    up.add_argument("--clusters", type=int, default=3)
+    up.add_argument("--full", type=int, default=1, help="the first K clusters get nodes")
+    up.add_argument("--cpu-nodes", type=int, default=2)
+    up.add_argument("--gpu-nodes", type=int, default=2)
+    up.add_argument("--gpu-product", default="NVIDIA-H100-80GB-HBM3")
+    up.add_argument("--full-management", action="store_true")
+    up.set_defaults(func=Lazy("devfleet", "up_command"))
+    for name in ("down", "status"):
+        p = df_sub.add_parser(name)
+        p.add_argument("--dir", required=True)
+        p.set_defaults(func=Lazy("devfleet", f"{name}_command"))
+
+    inst = sub.add_parser("install", help="apply crds/ and catalog/ to the management cluster")
+    inst.add_argument("--kubeconfig", required=True)
+    inst.add_argument("--crds", default=str(ROOT / "crds"))
+    inst.add_argument("--catalog", default=str(ROOT / "catalog"))
+    inst.set_defaults(func=Lazy("admin", "install_command"))
+
+    reg = sub.add_parser("register", help="register a workload cluster (idempotent)")
+    reg.add_argument("--kubeconfig", required=True)
+    reg.add_argument("--namespace", required=True)
+    reg.add_argument("--name", required=True)
+    reg.add_argument("--cluster-kubeconfig", required=True)
+    reg.add_argument("--label", action="append", default=[], help="k=v (repeatable)")
+    reg.set_defaults(func=Lazy("admin", "register_command"))
+
+    ctl = sub.add_parser("controller", help="run the controller in the foreground")
+    ctl.add_argument("--kubeconfig", required=True)
+    ctl.add_argument("--chart-mirror", action="append", default=[],
+                     help="UPSTREAM=LOCAL chart repository URL map (repeatable)")
+    ctl.add_argument("--mirror-configmap", default=f"{api.SYSTEM_NAMESPACE}/"
+                     f"{api.MIRROR_CONFIGMAP}", help="NAMESPACE/NAME of a ConfigMap whose "
+                     "values hold more UPSTREAM=LOCAL lines")
+    ctl.add_argument("--metrics-port", type=int, default=0,
+                     help="serve Prometheus metrics on 127.0.0.1:PORT (0: off)")
+    ctl.add_argument("--withdraw-timeout", type=float, default=600.0, metavar="SECONDS",
+                     help="how long a summary keeps trying to withdraw from an unreachable "
+                          "cluster before it lets go with a warning Event (default 600)")
+    ctl.add_argument("--verbose", action="store_true")
+    ctl.set_defaults(func=Lazy("controller", "controller_command"))
+
+    demo = sub.add_parser("demo", help="the main job on a local fleet, offline")
+    demo.add_argument("--dir", default=".fleet-demo")
+    demo.add_argument("--keep", action="store_true", help="leave the fleet running afterwards")
+    demo.add_argument("--charts", default=None, help="a Helm repository folder of the real "
+                      "upstream charts to serve instead of the stand-ins (e.g. ../shared/charts)")
+    demo.set_defaults(func=Lazy("demo", "demo_command"))
+
+    plan = sub.add_parser("plan", help="per-cluster diff a profile would make now")
+    plan.add_argument("--kubeconfig", required=True)
+    plan.add_argument("profile", help=PROFILE_ARG)
+    plan.set_defaults(func=Lazy("plan", "plan_command"))
+
+    ro = sub.add_parser("rollout", help="staged rollout control")
+    ro.add_argument("action", choices=("status", "history", "pause", "resume", "approve", "undo"))
+    ro.add_argument("profile", help=PROFILE_ARG)
+    ro.add_argument("--kubeconfig", required=True)
+    ro.add_argument("--to-revision", type=int, default=None)
+    ro.add_argument("--stage", default=None, help="approve: the stage (default: the waiting one)")
+    ro.set_defaults(func=Lazy("rollout", "rollout_command"))
+
+    again = sub.add_parser("retry", help="try a profile's failed deployments again "
+                                          "(FailedNonRetriable included)")
+    again.add_argument("profile", help=PROFILE_ARG)
+    again.add_argument("--cluster", default=None, help="only this workload cluster")
+    again.add_argument("--kubeconfig", required=True)
+    again.set_defaults(func=Lazy("admin", "retry_command"))
+
+    cat = sub.add_parser("catalog", help="catalog authoring tools")
+    cat_sub = cat.add_subparsers(dest="action", required=True)
+    lint = cat_sub.add_parser("lint", help="check catalog entries against their real charts")
+    lint.add_argument("dir", nargs="?", default=str(ROOT / "catalog"),
+                      help="catalog folder (default: the project's catalog/)")
+    lint.add_argument("--chart-mirror", action="append", default=[],
+                      help="UPSTREAM=LOCAL chart repository URL map (repeatable)")
+    lint.add_argument("--charts", default=None, help="a Helm repository folder to serve on "
+                      "loopback as the mirror of every repository the catalog names")
+    lint.add_argument("--kube-version", default="v1.37.2", help="for helm template")
+    lint.add_argument("--helm", default=None, help="helm binary (default: $FLOTILLA_HELM, "
+                      "PATH, then the dev test binaries)")
+    lint.set_defaults(func=Lazy("catalog", "lint_command"))
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    func: Command = args.func
+    try:
+        return func(args)
+    except errors.FlotillaError as exc:
+        print(f"flotilla: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the one place a CLI user sees an unexpected failure
+        print(f"flotilla: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

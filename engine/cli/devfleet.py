@@ -1,0 +1,41 @@
+"""`flotilla testbin path` and `flotilla dev-fleet up|down|status`: the local control planes.
+
+Used by the command line only. Development tooling for tests, benchmarks
+and the demo: the test binaries (etcd, kube-apiserver, …, helm, built once
+from pinned Go modules) and a fleet of real API servers started from them
+(`engine.devfleet`). Product commands never load this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from engine.devfleet import fleet, testbin
+
+
+def testbin_command(args: argparse.Namespace) -> int:
+    print(testbin.path())
+    return 0
+
+
+def up_command(args: argparse.Namespace) -> int:
+    options = fleet.Options(clusters=args.clusters, full=args.full, cpu_nodes=args.cpu_nodes,
+                            gpu_nodes=args.gpu_nodes, gpu_product=args.gpu_product,
+                            full_management=args.full_management)
+    started = fleet.up(args.dir, options)
+    for cluster in started.all:
+        kind = "full" if cluster.full else "api-only"
+        print(f"{cluster.name:<12} {cluster.url:<26} {kind:<9} {cluster.kubeconfig}")
+    return 0
+
+
+def down_command(args: argparse.Namespace) -> int:
+    stopped = fleet.down(args.dir)
+    print(f"stopped {len(stopped)} processes")
+    return 0
+
+
+def status_command(args: argparse.Namespace) -> int:
+    print(json.dumps(fleet.status(args.dir), indent=2))
+    return 0
