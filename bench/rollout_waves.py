@@ -33,8 +33,8 @@ ideal = T1 x waves, where T1 is the median wall time at maxUpdate 100% (one
 wave: apply + health + the 2 s soak) and waves = ceil(10 / clusters per
 wave): the model "every wave is apply + health + minSuccessTime". The engine
 does not work that way: a soaking cluster holds no maxUpdate slot
-(engine/rollout.py), so the next wave starts as soon as a cluster is healthy
-and minSuccessTime is waited once, at the end of the stage; the ratio
+(engine/rollout/decide.py), so the next wave starts as soon as a cluster is
+healthy and minSuccessTime is waited once, at the end of the stage; the ratio
 wall/ideal is then about 1/waves. What the waves do cost shows in the columns
 taken from the summary watch, which no soak touches: "all healthy" (t0 →
 the last cluster Provisioned and healthy at the new revision) and "step"

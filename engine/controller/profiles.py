@@ -16,7 +16,7 @@ from typing import Any
 
 from engine import api, catalog, drift, errors, inventory, select
 from engine.adapters import kube
-from engine.controller import context, reporting, revisions, rollouts
+from engine.controller import context, reporting, revisions, rollout_step
 from engine.model import conditions, types
 
 
@@ -101,7 +101,7 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
     spec_hash = snap.digest()
     wanted = {inventory.summary_name(kind, name, cname): (cns, cname, reason)
               for cns, cname, reason in chosen}
-    outcome = await rollouts.assign(ctx, body, spec, revision, wanted, existing)
+    outcome = await rollout_step.assign(ctx, body, spec, revision, wanted, existing)
     if note:
         outcome.status["message"] = f"{outcome.status.get('message') or ''} ({note})".strip()
     for sname, (cns, cname, reason) in wanted.items():
@@ -204,7 +204,7 @@ async def _finalize(ctx: context.Context, body: dict[str, Any],
 
 async def _rollup(ctx: context.Context, body: dict[str, Any], spec_hash: str, revision: int,
                   chosen: list[tuple[str, str, str]], summaries: list[dict[str, Any]],
-                  outcome: rollouts.Outcome) -> None:
+                  outcome: rollout_step.Outcome) -> None:
     gen = body["metadata"].get("generation")
     current = [s for s in summaries if not s["metadata"].get("deletionTimestamp")]
     sts = [s.get("status") or {} for s in current]
@@ -216,7 +216,7 @@ async def _rollup(ctx: context.Context, body: dict[str, Any], spec_hash: str, re
     drifted = sum(1 for st in sts if st.get("drift"))
     conflicts = [s for s in current if (s.get("status") or {}).get("phase") == "Conflict"]
     matched = len(chosen)
-    rollout_phase = rollouts.phase_for(outcome.status)
+    rollout_phase = rollout_step.phase_for(outcome.status)
     if rollout_phase in ("Paused", "RollingBack", "Failed"):
         phase = rollout_phase
     elif failed:

@@ -9,8 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import rollout, rollout_state
-from engine.rollout import ClusterState, Phase, RolloutPolicy, StagePolicy
+from engine.rollout import decide as planner
+from engine.rollout.policy import (
+    ALL_STAGE,
+    REST_STAGE,
+    ClusterState,
+    Decision,
+    LabelRequirement,
+    Phase,
+    RolloutPolicy,
+    StagePolicy,
+)
 
 FAST = settings(max_examples=200, deadline=None, database=None)
 OLD, NEW = 1, 2
@@ -40,8 +49,8 @@ def decide(
     now: float = 0.0,
     approvals: Collection[str] = (),
     last_good: int | None = OLD,
-) -> rollout.Decision:
-    return rollout.decide(
+) -> Decision:
+    return planner.decide(
         policy, revision=NEW, last_good=last_good, clusters=clusters, approvals=approvals, now=now
     )
 
@@ -54,22 +63,22 @@ class TestCounting:
         [("50%", 4, 2), ("30%", 2, 1), ("7%", 100, 7), ("0%", 10, 1), (0, 5, 1), (3, 2, 3)],
     )
     def test_max_in_flight(self, value: int | str, total: int, expected: int) -> None:
-        assert rollout.max_in_flight(value, total) == expected
+        assert planner.max_in_flight(value, total) == expected
 
     @pytest.mark.parametrize(
         ("value", "total", "expected"), [("0%", 10, 0), ("10%", 5, 1), ("2", 9, 2), (4, 9, 4)]
     )
     def test_scaled_value(self, value: int | str, total: int, expected: int) -> None:
-        assert rollout.scaled_value(value, total) == expected
+        assert planner.scaled_value(value, total) == expected
 
     def test_parse_percent_and_malformed_values(self) -> None:
-        assert rollout.parse_percent("25%") == 25
+        assert planner.parse_percent("25%") == 25
         for text in ("25", "x%", "-5%", "%"):
             with pytest.raises(ValueError, match="percentage"):
-                rollout.parse_percent(text)
+                planner.parse_percent(text)
         for value in (-1, True):
             with pytest.raises((ValueError, TypeError)):
-                rollout.scaled_value(value, 3)
+                planner.scaled_value(value, 3)
 
 
 class TestStages:
@@ -83,21 +92,21 @@ class TestStages:
                 StagePolicy(name="early", percent="34%"),  # of 6 → 3
                 StagePolicy(
                     name="gpu",
-                    match_expressions=(rollout.LabelRequirement("gpu", "Exists"),),
+                    match_expressions=(LabelRequirement("gpu", "Exists"),),
                 ),
             )
         )
-        split = rollout_state.split_stages(policy, list(reversed(fleet)))
+        split = planner.split_stages(policy, list(reversed(fleet)))
         assert [(s.name, [c.key for c in m]) for s, m in split] == [
             ("canary", ["c5"]),
             ("early", ["c0", "c1", "c2"]),
             ("gpu", []),
-            (rollout_state.REST_STAGE, ["c3", "c4"]),
+            (REST_STAGE, ["c3", "c4"]),
         ]
 
     def test_no_stages_is_one_stage(self) -> None:
-        split = rollout_state.split_stages(RolloutPolicy(), [at_old("b"), at_old("a")])
-        assert [(s.name, len(m)) for s, m in split] == [(rollout_state.ALL_STAGE, 2)]
+        split = planner.split_stages(RolloutPolicy(), [at_old("b"), at_old("a")])
+        assert [(s.name, len(m)) for s, m in split] == [(ALL_STAGE, 2)]
 
     @pytest.mark.parametrize(
         ("operator", "values", "expected"),
@@ -106,12 +115,12 @@ class TestStages:
     def test_match_expressions(
         self, operator: str, values: tuple[str, ...], expected: bool
     ) -> None:
-        requirement = rollout.LabelRequirement("ring", operator, values)  # type: ignore[arg-type]
+        requirement = LabelRequirement("ring", operator, values)  # type: ignore[arg-type]
         assert requirement.matches({"ring": "a"}) is expected
 
     def test_duplicate_keys_are_rejected(self) -> None:
         with pytest.raises(ValueError, match="unique"):
-            rollout_state.split_stages(RolloutPolicy(), [at_old("a"), at_old("a")])
+            planner.split_stages(RolloutPolicy(), [at_old("a"), at_old("a")])
 
 
 class TestDecide:
@@ -142,7 +151,7 @@ class TestDecide:
         assert soaking.moves == {} and soaking.stage == "canary"
         assert soaking.requeue_after == 500.0
         soaked = decide(policy, fleet, now=600.0)
-        assert soaked.moves == {"b": NEW} and soaked.stage == rollout_state.REST_STAGE
+        assert soaked.moves == {"b": NEW} and soaked.stage == REST_STAGE
 
     def test_manual_stage_waits_for_approval(self) -> None:
         policy = RolloutPolicy(stages=(StagePolicy(name="main", manual_approval=True),))
@@ -292,7 +301,7 @@ def done_before(
 
 def simulate(
     policy: RolloutPolicy, last_good: int | None, sims: list[Sim], steps: int = 300
-) -> list[rollout.Decision]:
+) -> list[Decision]:
     """Run decide() against a simulated fleet, checking invariants at every step."""
     by_key = {sim.state.key: sim for sim in sims}
     stage_policy = {s.name: s for s in policy.stages}

@@ -1,18 +1,15 @@
-"""Values and counting rules of a staged rollout: policies, cluster states, decisions.
+"""The values of a staged rollout: the policy, what is known of each cluster, the decision.
 
-Used by `engine.rollout` (the decision function) and by the controller, which
-builds a `RolloutPolicy` and one `ClusterState` per matched cluster from a
-ClusterProfile and its ClusterSummaries, and persists what a `Decision` says.
-
-Rules of this module: purely computational, no I/O, and no `engine.model`
-imports — the controller converts its typed model into these plain values, so
-the rollout rules can be tested and reasoned about on their own.
+Used by `engine.rollout.decide` (which decides from these values) and by the
+controller's rollout step, which builds a `RolloutPolicy` from a profile and
+one `ClusterState` per matched cluster from its ClusterSummary, and writes
+back what a `Decision` says. Types only; the package rule applies (see
+`engine.rollout`).
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -26,40 +23,6 @@ Operator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 REST_STAGE = "(rest)"
 # Name of the single stage used when the policy declares none.
 ALL_STAGE = "all"
-
-_PERCENT = re.compile(r"([0-9]+)%")
-
-
-def parse_percent(value: str) -> int:
-    """The number in an IntOrPercent string such as `"25%"` (the CRD pattern `^[0-9]+%$`)."""
-    match = _PERCENT.fullmatch(value.strip())
-    if match is None:
-        raise ValueError(f"not a percentage: {value!r} (expected 'N%')")
-    return int(match.group(1))
-
-
-def scaled_value(value: IntOrPercent, total: int) -> int:
-    """An IntOrPercent as a count out of `total`; percentages round up (50% of 3 = 2)."""
-    # bool is an int subclass; a stray `true` from YAML must not mean 1 cluster.
-    if isinstance(value, bool):
-        raise TypeError(f"expected an int or 'N%', got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"expected a count >= 0, got {value}")
-        return value
-    if value.strip().isdigit():
-        return int(value)
-    # Integer arithmetic: float ceil would turn 7% of 100 into 8.
-    return -(-parse_percent(value) * total // 100)
-
-
-def max_in_flight(value: IntOrPercent, total: int) -> int:
-    """How many clusters of `total` may update at once: `value` scaled, and at least 1.
-
-    At least 1 because a limit of 0 would stall the rollout forever (Sveltos
-    rounds the same way: 30% of 2 = 1).
-    """
-    return max(1, scaled_value(value, total))
 
 
 @dataclass(frozen=True)
@@ -164,68 +127,6 @@ class Standing(enum.StrEnum):
     SOAKING = "Soaking"  # healthy at the target for less than minSuccessTime
     DONE = "Done"  # healthy at the target for at least minSuccessTime
     FAILED = "Failed"  # not healthy within progressDeadline (or failed here before)
-
-
-def standing_of(
-    cluster: ClusterState,
-    *,
-    revision: int,
-    now: float,
-    min_success_time: float,
-    progress_deadline: float,
-) -> tuple[Standing, str]:
-    """Classify one cluster for the target `revision`; the text is a failure reason."""
-    on_target = cluster.assigned == revision and cluster.current_revision == revision
-    if on_target and cluster.healthy:
-        # A missing healthy_since counts as "just now": the soak is then only
-        # satisfied by time passing, never assumed.
-        since = cluster.healthy_since if cluster.healthy_since is not None else now
-        if min_success_time <= 0 or now - since >= min_success_time:
-            return Standing.DONE, ""
-        return Standing.SOAKING, ""
-    if cluster.failed_revision == revision:
-        return Standing.FAILED, f"failed at revision {revision} earlier"
-    if cluster.assigned != revision:
-        return Standing.WAITING, ""
-    started = cluster.update_started
-    if started is None or now - started < progress_deadline:
-        return Standing.IN_FLIGHT, ""
-    if not cluster.reachable:
-        return Standing.FAILED, f"unreachable for longer than the {progress_deadline:g}s deadline"
-    return Standing.FAILED, f"not healthy at revision {revision} within {progress_deadline:g}s"
-
-
-def split_stages(
-    policy: RolloutPolicy, clusters: Sequence[ClusterState]
-) -> list[tuple[StagePolicy, list[ClusterState]]]:
-    """Partition the fleet into the policy's stages, in stage order.
-
-    A cluster belongs to the first stage that selects it; a percent stage takes
-    that share of the whole fleet from the unclaimed clusters in sorted key
-    order (stable across reconciles); a stage with neither takes the rest.
-    Clusters no stage claims form an implicit last stage, `REST_STAGE`.
-    """
-    ordered = sorted(clusters, key=lambda cluster: cluster.key)
-    keys = [cluster.key for cluster in ordered]
-    if len(set(keys)) != len(keys):
-        raise ValueError("cluster keys must be unique")
-    stages = list(policy.stages) or [StagePolicy(name=ALL_STAGE)]
-    claimed: set[str] = set()
-    result: list[tuple[StagePolicy, list[ClusterState]]] = []
-    for stage in stages:
-        free = [cluster for cluster in ordered if cluster.key not in claimed]
-        if stage.has_selector:
-            members = [cluster for cluster in free if stage.selects(cluster.labels)]
-        elif stage.percent is not None:
-            members = free[: scaled_value(stage.percent, len(ordered))]
-        else:
-            members = free
-        claimed.update(cluster.key for cluster in members)
-        result.append((stage, members))
-    rest = [cluster for cluster in ordered if cluster.key not in claimed]
-    if rest:
-        result.append((StagePolicy(name=REST_STAGE), rest))
-    return result
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""Glue between a profile, its ClusterSummaries and the pure rollout planner (`engine.rollout`).
+"""The profile reconciler's rollout step: which revision each ClusterSummary carries now.
 
-Used by the profile reconciler. Reads each matched cluster's standing from
+Used by the profile reconciler, between recording the desired revision and
+writing ClusterSummaries; the decision itself is the pure planner's
+(`engine.rollout.decide`). Reads each matched cluster's standing from
 its ClusterSummary (assigned revision, provisioned revision, health and
 since when, when it was told to move) and the rollout memory from the
 profile's status (last good revision, clusters that failed this revision)
@@ -15,10 +17,10 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import api, rollout
-from engine import rollout_state as rs
+from engine import api
 from engine.controller import context, revisions
 from engine.model import types
+from engine.rollout import decide, policy
 
 
 @dataclass
@@ -38,23 +40,23 @@ def _seconds(stamp: str | None) -> float | None:
         return None
 
 
-def policy_of(spec: types.ProfileSpec) -> rs.RolloutPolicy:
+def policy_of(spec: types.ProfileSpec) -> policy.RolloutPolicy:
     """The planner's plain policy from the typed profile spec."""
     ro = spec.rollout or types.RolloutSpec()
     stage_policies = []
     for stage in ro.stages:
         sel = stage.cluster_selector
-        stage_policies.append(rs.StagePolicy(
+        stage_policies.append(policy.StagePolicy(
             name=stage.name,
             selector_labels=dict(sel.match_labels) if sel is not None else None,
             match_expressions=tuple(
-                rs.LabelRequirement(key=e.key, operator=str(e.operator),  # type: ignore[arg-type]
+                policy.LabelRequirement(key=e.key, operator=str(e.operator),  # type: ignore[arg-type]
                                     values=tuple(e.values))
                 for e in (sel.match_expressions if sel is not None else ())),
             percent=stage.percent, max_update=stage.max_update,
             manual_approval=stage.approval == types.Approval.MANUAL,
             min_success_time=stage.min_success_time))
-    return rs.RolloutPolicy(
+    return policy.RolloutPolicy(
         max_update=spec.max_update, stages=tuple(stage_policies),
         min_success_time=ro.min_success_time, progress_deadline=ro.progress_deadline,
         max_failures=ro.max_failures,
@@ -89,7 +91,7 @@ async def assign(ctx: context.Context, profile: dict[str, Any], spec: types.Prof
         sspec, st = summary.get("spec") or {}, summary.get("status") or {}
         current = st.get("revision") if st.get("phase") in ("Provisioned", "Failed") else None
         cluster = ctx.store.get("WorkloadCluster", cns, cname) or {}
-        states.append(rs.ClusterState(
+        states.append(policy.ClusterState(
             key=key, labels=(cluster.get("metadata") or {}).get("labels") or {},
             current_revision=int(current) if current is not None else None,
             target_revision=int(sspec["revision"]) if sspec.get("revision") else None,
@@ -98,7 +100,7 @@ async def assign(ctx: context.Context, profile: dict[str, Any], spec: types.Prof
             update_started=_seconds(sspec.get("assignedAt")),
             reachable=bool((cluster.get("status") or {}).get("ready", True)),
             failed_revision=failed_at.get(key)))
-    decision = rollout.decide(
+    decision = decide.decide(
         policy_of(spec), revision=revision,
         last_good=int(last_good) if last_good is not None else None, clusters=states,
         approvals=approvals, now=datetime.datetime.now(datetime.UTC).timestamp())
@@ -113,7 +115,7 @@ async def assign(ctx: context.Context, profile: dict[str, Any], spec: types.Prof
         "failedClusters": [{"cluster": k, "reason": first_reason.get(k, v), "revision": revision}
                            for k, v in sorted(decision.failed.items())],
     }
-    good = revision if decision.phase == rs.Phase.COMPLETE else last_good
+    good = revision if decision.phase == policy.Phase.COMPLETE else last_good
     if good is not None:
         status["lastGoodRevision"] = int(good)
     events = []
