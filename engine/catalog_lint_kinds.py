@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from engine import labels
 from engine.catalog_lint import Finding
 from engine.model import types
 
@@ -102,11 +103,12 @@ def _object_findings(
         wanted.append(f"named {check.object_name}")
         candidates = [obj for obj in candidates if _name(obj) == check.object_name]
     if check.label_selector:
-        requirements = parse_selector(check.label_selector)
+        requirements = labels.parse(check.label_selector)
         if requirements is None:
             return []  # set-based selector: not judged here
         wanted.append(f"labelled {check.label_selector}")
-        candidates = [obj for obj in candidates if selector_matches(requirements, _labels(obj))]
+        candidates = [obj for obj in candidates
+                      if labels.matches(_labels(obj), match_expressions=requirements)]
     if candidates:
         return []
     names = ", ".join(sorted(f"{_namespace(o, release_namespace)}/{_name(o)}"
@@ -143,42 +145,6 @@ def _namespace(obj: Mapping[str, Any], release_namespace: str) -> str:
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return {str(key): str(value) for key, value in labels.items()}
+    found = (obj.get("metadata") or {}).get("labels") or {}
+    return {str(key): str(value) for key, value in found.items()}
 
-
-# (key, operator, value); the operator is one of "=", "!=", "exists", "!exists".
-Requirement = tuple[str, str, str]
-
-
-def parse_selector(text: str) -> list[Requirement] | None:
-    """An equality-based label selector ("a=b,c!=d,e,!f"); None for set-based ones."""
-    if "(" in text:
-        return None
-    requirements: list[Requirement] = []
-    for part in filter(None, (item.strip() for item in text.split(","))):
-        if "!=" in part:
-            key, value = part.split("!=", 1)
-            requirements.append((key.strip(), "!=", value.strip()))
-        elif "=" in part:
-            key, value = part.replace("==", "=").split("=", 1)
-            requirements.append((key.strip(), "=", value.strip()))
-        elif part.startswith("!"):
-            requirements.append((part[1:].strip(), "!exists", ""))
-        else:
-            requirements.append((part, "exists", ""))
-    return requirements
-
-
-def selector_matches(requirements: Sequence[Requirement], labels: Mapping[str, str]) -> bool:
-    for key, operator, value in requirements:
-        present = key in labels
-        holds = {
-            "=": present and labels.get(key) == value,
-            "!=": labels.get(key) != value,
-            "exists": present,
-            "!exists": not present,
-        }[operator]
-        if not holds:
-            return False
-    return True

@@ -1,9 +1,9 @@
 """Cluster selection: which WorkloadClusters a profile applies to.
 
-Used by the profile reconciler (`select_clusters`) and by the rollout logic
-(`label_selector_matches` for stage selectors). Also home of the shared CEL
-machinery (`compile_cel`, `CelProgram`), which `health` reuses for its
-checks. Pure: clusters come in as plain dicts, decisions go out as data.
+Used by the profile reconciler and `flotilla plan` (`select_clusters`). Also
+home of the shared CEL machinery (`compile_cel`, `CelProgram`), which
+`health` reuses for its checks. Label selectors are matched by `engine.labels`.
+Pure: clusters come in as plain dicts, decisions go out as data.
 
 Rules (DESIGN §1): a label selector has Kubernetes semantics, except that an
 empty or absent selector matches nothing — selecting the whole fleet takes
@@ -28,7 +28,7 @@ import celpy.celparser
 import celpy.celtypes
 import celpy.evaluation
 
-from engine import errors
+from engine import errors, labels
 from engine.model import types
 
 SelectionReason = Literal["Selector", "ClusterRefs"]
@@ -44,33 +44,16 @@ class Selection:
 
 
 def label_selector_matches(
-    selector: types.LabelSelector | None, labels: Mapping[str, str] | None
+    selector: types.LabelSelector | None, cluster_labels: Mapping[str, str] | None
 ) -> bool:
     """Kubernetes label-selector semantics, except that an empty selector matches nothing."""
     if selector is None or selector.empty:
         return False
-    labels = labels or {}
-    if any(labels.get(key) != value for key, value in selector.match_labels.items()):
-        return False
-    return all(
-        _requirement_holds(requirement, labels) for requirement in selector.match_expressions
+    return labels.matches(
+        cluster_labels,
+        match_labels=selector.match_labels,
+        match_expressions=selector.match_expressions,
     )
-
-
-def _requirement_holds(
-    requirement: types.LabelSelectorRequirement, labels: Mapping[str, str]
-) -> bool:
-    present = requirement.key in labels
-    match requirement.operator:
-        case types.SelectorOperator.IN:
-            return present and labels[requirement.key] in requirement.values
-        case types.SelectorOperator.NOT_IN:
-            # As in Kubernetes, a missing label is "not in" any set.
-            return not present or labels[requirement.key] not in requirement.values
-        case types.SelectorOperator.EXISTS:
-            return present
-        case types.SelectorOperator.DOES_NOT_EXIST:
-            return not present
 
 
 def select_clusters(
@@ -90,7 +73,7 @@ def select_clusters(
     An empty `clusterSelector` next to a CEL expression counts as absent, so
     `clusterSelectorCEL: "true"` is the explicit way to take the whole fleet.
     """
-    labels = (
+    selector = (
         spec.cluster_selector if spec.cluster_selector and not spec.cluster_selector.empty else None
     )
     program = (
@@ -107,7 +90,7 @@ def select_clusters(
         key = (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
         if not key[1] or (namespace is not None and key[0] != namespace):
             continue
-        if (labels or program) and _holds(labels, program, cluster):
+        if (selector or program) and _holds(selector, program, cluster):
             selected[key] = Selection(namespace=key[0], name=key[1], reason="Selector")
         elif key in refs:
             selected[key] = Selection(namespace=key[0], name=key[1], reason="ClusterRefs")
@@ -115,10 +98,11 @@ def select_clusters(
 
 
 def _holds(
-    labels: types.LabelSelector | None, program: CelProgram | None, cluster: Mapping[str, Any]
+    selector: types.LabelSelector | None, program: CelProgram | None, cluster: Mapping[str, Any]
 ) -> bool:
     """Whether every selector that is set (labels, CEL) matches the cluster."""
-    if labels and not label_selector_matches(labels, (cluster.get("metadata") or {}).get("labels")):
+    metadata = cluster.get("metadata") or {}
+    if selector and not label_selector_matches(selector, metadata.get("labels")):
         return False
     return program is None or program.matches(variable="cluster", value=cluster)
 

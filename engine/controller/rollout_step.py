@@ -49,10 +49,8 @@ def policy_of(spec: types.ProfileSpec) -> policy.RolloutPolicy:
         stage_policies.append(policy.StagePolicy(
             name=stage.name,
             selector_labels=dict(sel.match_labels) if sel is not None else None,
-            match_expressions=tuple(
-                policy.LabelRequirement(key=e.key, operator=str(e.operator),  # type: ignore[arg-type]
-                                    values=tuple(e.values))
-                for e in (sel.match_expressions if sel is not None else ())),
+            # The model's requirements are `labels.Expression`s as they are.
+            match_expressions=sel.match_expressions if sel is not None else (),
             percent=stage.percent, max_update=stage.max_update,
             manual_approval=stage.approval == types.Approval.MANUAL,
             min_success_time=stage.min_success_time))

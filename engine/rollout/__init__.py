@@ -12,7 +12,10 @@ writes the decision back into the API.
 The package rule: purely computational. No I/O and no clock (`now` is an
 argument), so the same inputs always give the same decision and a
 reconcile may be repeated safely; and no `engine.model` types — the rollout
-step converts the typed spec into plain policy values, so the rules can be
-tested and reasoned about on their own. Import-linter's pure contract holds
-this package to it.
+step converts the typed spec into plain policy values (a stage's
+matchExpressions pass as `engine.labels` expressions), so the rules can be
+tested and reasoned about on their own. Shared rules are used, not copied:
+label selectors match as `engine.labels` says, IntOrPercent values count as
+`engine.model.quantities` says. Import-linter's pure contract holds this
+package to no I/O.
 """

@@ -7,22 +7,22 @@ ClusterSummaries, records `Decision.failed` into each cluster's
 `failed_revision`, shows `phase` and `message` in status, and requeues after
 `requeue_after`. Also here, the rules a decision is made of: how a policy
 splits the fleet into stages (`split_stages`), where one cluster stands
-(`standing_of`) and how IntOrPercent values count clusters. The package rule
+(`standing_of`) and how many may move at once (`max_in_flight`; IntOrPercent
+values count clusters as `engine.model.quantities` says). The package rule
 applies (see `engine.rollout`): pure, and `now` is an argument.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from engine.model import quantities
 from engine.rollout.policy import (
     ALL_STAGE,
     REST_STAGE,
     ClusterState,
     Decision,
-    IntOrPercent,
     Phase,
     RolloutPolicy,
     StagePolicy,
@@ -34,39 +34,15 @@ from engine.rollout.policy import (
 _NAMED_IN_MESSAGE = 3
 
 
-_PERCENT = re.compile(r"([0-9]+)%")
-
-
-def parse_percent(value: str) -> int:
-    """The number in an IntOrPercent string such as `"25%"` (the CRD pattern `^[0-9]+%$`)."""
-    match = _PERCENT.fullmatch(value.strip())
-    if match is None:
-        raise ValueError(f"not a percentage: {value!r} (expected 'N%')")
-    return int(match.group(1))
-
-
-def scaled_value(value: IntOrPercent, total: int) -> int:
-    """An IntOrPercent as a count out of `total`; percentages round up (50% of 3 = 2)."""
-    # bool is an int subclass; a stray `true` from YAML must not mean 1 cluster.
-    if isinstance(value, bool):
-        raise TypeError(f"expected an int or 'N%', got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"expected a count >= 0, got {value}")
-        return value
-    if value.strip().isdigit():
-        return int(value)
-    # Integer arithmetic: float ceil would turn 7% of 100 into 8.
-    return -(-parse_percent(value) * total // 100)
-
-
-def max_in_flight(value: IntOrPercent, total: int) -> int:
+def max_in_flight(
+    value: quantities.IntOrPercent, total: int, *, field: str = "spec.maxUpdate"
+) -> int:
     """How many clusters of `total` may update at once: `value` scaled, and at least 1.
 
     At least 1 because a limit of 0 would stall the rollout forever (Sveltos
     rounds the same way: 30% of 2 = 1).
     """
-    return max(1, scaled_value(value, total))
+    return max(1, quantities.parse_int_or_percent(value, total, field=field))
 
 
 def standing_of(
@@ -115,12 +91,15 @@ def split_stages(
     stages = list(policy.stages) or [StagePolicy(name=ALL_STAGE)]
     claimed: set[str] = set()
     result: list[tuple[StagePolicy, list[ClusterState]]] = []
-    for stage in stages:
+    for index, stage in enumerate(stages):
         free = [cluster for cluster in ordered if cluster.key not in claimed]
         if stage.has_selector:
             members = [cluster for cluster in free if stage.selects(cluster.labels)]
         elif stage.percent is not None:
-            members = free[: scaled_value(stage.percent, len(ordered))]
+            share = quantities.parse_int_or_percent(
+                stage.percent, len(ordered), field=f"spec.rollout.stages[{index}].percent"
+            )
+            members = free[:share]
         else:
             members = free
         claimed.update(cluster.key for cluster in members)
@@ -172,8 +151,8 @@ def decide(
     back to; `approvals` holds the names of stages approved for `revision`.
     """
     stages = [
-        _classify(policy, stage, members, revision, now)
-        for stage, members in split_stages(policy, clusters)
+        _classify(policy, stage, members, revision, now, index=index)
+        for index, (stage, members) in enumerate(split_stages(policy, clusters))
     ]
     by_key = {c.key: c for c in clusters}
     stage_of = {c.key: stage for stage in stages for c in stage.members}
@@ -250,9 +229,16 @@ def _classify(
     members: list[ClusterState],
     revision: int,
     now: float,
+    *,
+    index: int,
 ) -> _Stage:
     soak = stage.min_success_time if stage.min_success_time is not None else policy.min_success_time
     max_update = stage.max_update if stage.max_update is not None else policy.max_update
+    max_update_field = (
+        f"spec.rollout.stages[{index}].maxUpdate"
+        if stage.max_update is not None
+        else "spec.maxUpdate"
+    )
     standings = {
         c.key: standing_of(
             c,
@@ -267,8 +253,10 @@ def _classify(
         policy=stage,
         members=tuple(members),
         standings=standings,
-        limit=max_in_flight(max_update, len(members)),
-        tolerance=scaled_value(policy.max_failures, len(members)),
+        limit=max_in_flight(max_update, len(members), field=max_update_field),
+        tolerance=quantities.parse_int_or_percent(
+            policy.max_failures, len(members), field="spec.rollout.maxFailures"
+        ),
         min_success_time=soak,
     )
 

@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-IntOrPercent = int | str
+from engine import labels
+from engine.model.quantities import IntOrPercent
+
 OnFailure = Literal["Pause", "Rollback"]
-Operator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 
 # Name of the implicit last stage holding clusters no declared stage selected:
 # every matched cluster must be rolled out somewhere ("no cluster is skipped").
@@ -26,29 +27,12 @@ ALL_STAGE = "all"
 
 
 @dataclass(frozen=True)
-class LabelRequirement:
-    """One `matchExpressions` entry of a Kubernetes LabelSelector."""
-
-    key: str
-    operator: Operator
-    values: tuple[str, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        if self.operator == "Exists":
-            return self.key in labels
-        if self.operator == "DoesNotExist":
-            return self.key not in labels
-        present = self.key in labels and labels[self.key] in self.values
-        return present if self.operator == "In" else not present
-
-
-@dataclass(frozen=True)
 class StagePolicy:
     """One `rollout.stages[]` entry; `None` fields fall back to the RolloutPolicy."""
 
     name: str
     selector_labels: Mapping[str, str] | None = None
-    match_expressions: tuple[LabelRequirement, ...] = ()
+    match_expressions: tuple[labels.Expression, ...] = ()
     percent: IntOrPercent | None = None
     max_update: IntOrPercent | None = None
     manual_approval: bool = False
@@ -58,11 +42,10 @@ class StagePolicy:
     def has_selector(self) -> bool:
         return self.selector_labels is not None or bool(self.match_expressions)
 
-    def selects(self, labels: Mapping[str, str]) -> bool:
-        wanted = self.selector_labels or {}
-        if any(labels.get(key) != value for key, value in wanted.items()):
-            return False
-        return all(requirement.matches(labels) for requirement in self.match_expressions)
+    def selects(self, cluster_labels: Mapping[str, str]) -> bool:
+        """Kubernetes semantics: a stage's empty selector selects every cluster left."""
+        return labels.matches(cluster_labels, match_labels=self.selector_labels,
+                              match_expressions=self.match_expressions)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ class TestErrors:
 
 
 class TestIntOrPercent:
-    """IntOrPercent values resolve against a total, rounding percentages up."""
+    """IntOrPercent values resolve against a total, rounding percentages up (as Sveltos does)."""
 
     @pytest.mark.parametrize(
         ("value", "total", "expected"),
@@ -65,6 +65,9 @@ class TestIntOrPercent:
             ("0%", 10, 0),
             ("10%", 0, 0),
             ("1%", 1000, 10),
+            ("7%", 100, 7),  # integer arithmetic: a float ceil would make it 8
+            ("10%", 5, 1),
+            ("25%", 100, 25),
             ("33%", 10, 4),
             (3, 10, 3),
             (-2, 10, 0),
@@ -75,7 +78,9 @@ class TestIntOrPercent:
     def test_parse(self, value: Any, total: int, expected: int) -> None:
         assert quantities.parse_int_or_percent(value, total) == expected
 
-    @pytest.mark.parametrize("value", ["abc", "10.5%", "%", True, None, 1.5, "-3"])
+    @pytest.mark.parametrize(
+        "value", ["abc", "10.5%", "%", "x%", "-5%", " 25%", True, None, 1.5, "-3"]
+    )
     def test_garbage_is_a_spec_error(self, value: Any) -> None:
         with pytest.raises(errors.SpecError) as caught:
             quantities.parse_int_or_percent(value, 10, field="spec.maxUpdate")

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine import errors, labels
 from engine.rollout import decide as planner
 from engine.rollout.policy import (
     ALL_STAGE,
     REST_STAGE,
     ClusterState,
     Decision,
-    LabelRequirement,
     Phase,
     RolloutPolicy,
     StagePolicy,
@@ -56,7 +56,10 @@ def decide(
 
 
 class TestCounting:
-    """IntOrPercent values scale like Kubernetes and Sveltos: percentages round up."""
+    """maxUpdate scales like Kubernetes and Sveltos (percentages round up), and is at least 1.
+
+    How IntOrPercent values count is `engine.model.quantities`' rule, tested in test_model.
+    """
 
     @pytest.mark.parametrize(
         ("value", "total", "expected"),
@@ -65,20 +68,10 @@ class TestCounting:
     def test_max_in_flight(self, value: int | str, total: int, expected: int) -> None:
         assert planner.max_in_flight(value, total) == expected
 
-    @pytest.mark.parametrize(
-        ("value", "total", "expected"), [("0%", 10, 0), ("10%", 5, 1), ("2", 9, 2), (4, 9, 4)]
-    )
-    def test_scaled_value(self, value: int | str, total: int, expected: int) -> None:
-        assert planner.scaled_value(value, total) == expected
-
-    def test_parse_percent_and_malformed_values(self) -> None:
-        assert planner.parse_percent("25%") == 25
-        for text in ("25", "x%", "-5%", "%"):
-            with pytest.raises(ValueError, match="percentage"):
-                planner.parse_percent(text)
-        for value in (-1, True):
-            with pytest.raises((ValueError, TypeError)):
-                planner.scaled_value(value, 3)
+    @pytest.mark.parametrize("value", ["x%", "-5%", True])
+    def test_malformed_values_are_spec_errors(self, value: int | str) -> None:
+        with pytest.raises(errors.SpecError, match="percentage"):
+            planner.max_in_flight(value, 3, field="spec.rollout.stages[0].maxUpdate")
 
 
 class TestStages:
@@ -92,7 +85,7 @@ class TestStages:
                 StagePolicy(name="early", percent="34%"),  # of 6 → 3
                 StagePolicy(
                     name="gpu",
-                    match_expressions=(LabelRequirement("gpu", "Exists"),),
+                    match_expressions=(labels.Requirement("gpu", "Exists"),),
                 ),
             )
         )
@@ -113,10 +106,16 @@ class TestStages:
         [("In", ("a",), True), ("NotIn", ("a",), False), ("DoesNotExist", (), False)],
     )
     def test_match_expressions(
-        self, operator: str, values: tuple[str, ...], expected: bool
+        self, operator: labels.Operator, values: tuple[str, ...], expected: bool
     ) -> None:
-        requirement = LabelRequirement("ring", operator, values)  # type: ignore[arg-type]
-        assert requirement.matches({"ring": "a"}) is expected
+        requirement = labels.Requirement("ring", operator, values)
+        stage = StagePolicy(name="ring", match_expressions=(requirement,))
+        assert stage.selects({"ring": "a"}) is expected
+
+    def test_an_empty_stage_selector_selects_every_cluster_left(self) -> None:
+        policy = RolloutPolicy(stages=(StagePolicy(name="any", selector_labels={}),))
+        split = planner.split_stages(policy, [at_old("a"), at_old("b")])
+        assert [(s.name, len(m)) for s, m in split] == [("any", 2)]
 
     def test_duplicate_keys_are_rejected(self) -> None:
         with pytest.raises(ValueError, match="unique"):
