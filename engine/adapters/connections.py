@@ -10,6 +10,7 @@ reconcile.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +35,10 @@ class Connection:
 
 
 class Connections:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path,
+                 owner_gone: Callable[[str], bool] = lambda ref: False) -> None:
         self.workdir = workdir
+        self.owner_gone = owner_gone  # see workload.Workload
         self._by_cluster: dict[tuple[str, str], Connection] = {}
 
     async def get(self, namespace: str, name: str, kubeconfig_text: str) -> Connection:
@@ -48,7 +51,8 @@ class Connections:
         config = kubeconfig.parse(kubeconfig_text)
         client = kube.Client(config, name=f"{namespace}/{name}", timeout=10.0)
         conn = Connection(name=f"{namespace}/{name}", fingerprint=fingerprint, client=client,
-                          workload=workload.Workload(client), kubeconfig_text=kubeconfig_text,
+                          workload=workload.Workload(client, self.owner_gone),
+                          kubeconfig_text=kubeconfig_text,
                           _workdir=self.workdir / namespace / name / fingerprint)
         self._by_cluster[(namespace, name)] = conn
         return conn

@@ -10,7 +10,7 @@ this module only reads the marks and writes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,8 +79,13 @@ def _api_version(key: inventory.Key) -> str:
 class Workload:
     """One workload cluster, seen through the ownership rules."""
 
-    def __init__(self, client: kube.Client) -> None:
+    def __init__(self, client: kube.Client,
+                 owner_gone: Callable[[str], bool] = lambda ref: False) -> None:
         self.client = client
+        # Whether the profile an owner mark names no longer exists (the controller knows):
+        # its claims are stale — left by a profile deleted while no controller ran — and
+        # must not block the living forever.
+        self.owner_gone = owner_gone
         self._namespaces: set[str] = set()
 
     async def claim(self, current: Mapping[str, Any] | None, owner: Owner, what: str,
@@ -89,6 +94,8 @@ class Workload:
         holder, tier = owner_of(current)
         decision = inventory.decide_ownership(current_owner=holder, current_tier=tier,
                                          me=owner.ref, my_tier=owner.tier)
+        if decision is inventory.Ownership.CONFLICT and holder and self.owner_gone(holder):
+            decision = inventory.Ownership.TAKE_OVER
         if decision is inventory.Ownership.CONFLICT:
             raise errors.ConflictError(
                 f"{what} is owned by {holder} (tier {tier if tier is not None else 100}); "

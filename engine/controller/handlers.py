@@ -56,9 +56,11 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = api.KOPF_FINALIZER
     mgmt = kube.Client(kubeconfig.load(CONFIG["kubeconfig"]), name="management")
     work = context.workdir()
+    cache = store.Store()
     c = context.Context(
-        mgmt=mgmt, store=store.Store(),
-        connections=connections.Connections(work / "clusters"),
+        mgmt=mgmt, store=cache,
+        connections=connections.Connections(
+            work / "clusters", owner_gone=lambda ref: profiles.gone(cache, ref)),
         charts=helm.ChartCache(work / "charts", testbin.path() / "helm", CONFIG["mirrors"]),
         recorder=reporting.Recorder(mgmt), static_mirrors=dict(CONFIG["mirrors"]),
         settings=CONFIG.get("settings") or context.Settings())

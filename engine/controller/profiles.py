@@ -16,7 +16,7 @@ from typing import Any
 
 from engine import api, catalog, drift, errors, inventory, select
 from engine.adapters import kube
-from engine.controller import context, reporting, revisions, rollout_step
+from engine.controller import context, reporting, revisions, rollout_step, store
 from engine.model import conditions, types
 
 
@@ -29,6 +29,20 @@ def summaries_of(ctx: context.Context, kind: str, namespace: str,
                                                                               name):
             out.append(summary)
     return out
+
+
+def gone(cache: store.Store, ref: str) -> bool:
+    """Whether the profile an owner mark names ("Kind/namespace/name") no longer exists.
+
+    The cache is complete (preloaded before any reconcile), so absent means deleted —
+    for example while no controller ran to withdraw it. Marks of any other shape are
+    never judged stale.
+    """
+    kind, _, rest = ref.partition("/")
+    namespace, _, name = rest.partition("/")
+    if kind not in api.PROFILE_KINDS or not name:
+        return False
+    return cache.get(kind, namespace, name) is None
 
 
 def catalog_specs(ctx: context.Context) -> dict[str, types.CatalogServiceSpec]:

@@ -94,3 +94,55 @@ spec:
         assert mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
                          f"{api.PROFILE_NAME_LABEL}={name}")["items"] == []
         work("delete", "namespace", ns, "--wait=false", check=False)
+
+
+class TestStaleClaims:
+    """What a profile deleted while no controller ran left behind does not block forever."""
+
+    def test_a_mark_naming_a_profile_that_is_gone_is_taken_over(
+            self, engine: Engine, mgmt: Kubectl) -> None:
+        name, label, ns = f"st-{_uid()}", f"t-{_uid()}", f"st-{_uid()}"
+        work = engine.cluster(CLUSTER)
+        ghost, living = f"ClusterProfile//ghost-{_uid()}", f"ClusterProfile//{name}"
+        work("create", "namespace", ns)
+        # Marked as a gone profile's: the kind of leftover a deletion without a running
+        # controller leaves. Equal tier, so only its staleness lets the new profile take it.
+        work.apply(f"""
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app
+  namespace: {ns}
+  labels: {{flotilla.dev/managed-by: flotilla}}
+  annotations: {{flotilla.dev/owner: "{ghost}", flotilla.dev/tier: "100"}}
+data: {{owner: ghost}}
+""")
+        mgmt.apply(f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}, namespace: flotilla-system}}
+data:
+  app.yaml: |
+    apiVersion: v1
+    kind: ConfigMap
+    metadata: {{name: app, namespace: {ns}}}
+    data: {{owner: new}}
+---
+apiVersion: flotilla.dev/v1alpha1
+kind: ClusterProfile
+metadata: {{name: {name}}}
+spec:
+  clusterSelector: {{matchLabels: {{{label}: "on"}}}}
+  policyRefs: [{{kind: ConfigMap, namespace: flotilla-system, name: {name}}}]
+""")
+        mgmt("label", "workloadcluster", "-n", FLEET_NS, CLUSTER, f"{label}=on")
+        try:
+            engine.wait_ready(name, 1)
+            cm = work.json("get", "configmap", "app", "-n", ns)
+            assert cm["data"]["owner"] == "new"
+            assert cm["metadata"]["annotations"]["flotilla.dev/owner"] == living
+        finally:
+            mgmt("delete", "clusterprofile", name, "--timeout=60s", check=False)
+            mgmt("delete", "configmap", name, "-n", "flotilla-system", check=False)
+            mgmt("label", "workloadcluster", "-n", FLEET_NS, CLUSTER, f"{label}-", check=False)
+            work("delete", "namespace", ns, "--wait=false", check=False)

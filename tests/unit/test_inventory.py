@@ -192,3 +192,4 @@ class TestSummaryName:
     def test_unknown_kind(self) -> None:
         with pytest.raises(ValueError):
             inventory.summary_name("Deployment", "x", "y")
+
