@@ -274,11 +274,18 @@ class DriftReconciler:
         corrected = DRIFT_CORRECTED.labels(cluster=f"{cref['namespace']}/{cref['name']}",
                                            profile=owner.name)
         target = self._target(summary, conn, pspec)
+        kids = self.children.setdefault((summary["metadata"]["namespace"],
+                                         summary["metadata"]["name"]), {})
         for unit in decision.correct:
             objects = [f for f in found if _unit(f) == unit]
             item = objects[0].item
-            await deployers.for_item(item).correct(target, item, want.values.get(item.key, {}))
+            deployer = deployers.for_item(item)
+            await deployer.correct(target, item, want.values.get(item.key, {}))
             corrected.inc(len(objects))
+            # What was just applied is what live must match from now on: a `helm upgrade`
+            # renders again, and charts with random values (grafana's admin password and
+            # the checksum annotation over it) render differently every time.
+            kids[item.key] = (item.hash, await deployer.watched(target, item))
 
     def _target(self, summary: dict[str, Any], conn: connections.Connection,
                 pspec: types.ProfileSpec) -> base.Target:
