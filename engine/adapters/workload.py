@@ -10,6 +10,7 @@ this module only reads the marks and writes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,13 @@ def owner_of(obj: Mapping[str, Any] | None) -> tuple[str | None, int | None]:
 def _api_version(key: inventory.Key) -> str:
     group, version = key[0], key[1]
     return f"{group}/{version}" if group else version
+
+
+def undeclared_fields(message: str) -> list[str]:
+    """JSON pointers of the fields an API error calls "field not declared in schema"."""
+    found = re.findall(r"(\.[\w.-]+): field not declared in schema", message)
+    return ["/" + path.lstrip(".").replace("~", "~0").replace("/", "~1").replace(".", "/")
+            for path in found]
 
 
 class Workload:
@@ -149,7 +157,18 @@ class Workload:
         body = dict(obj)
         body["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items()
                             if k != "resourceVersion"}
-        return await self.client.apply(body, field_manager=DRIFT_CHECK_MANAGER, force=True,
+        try:
+            return await self.client.apply(body, field_manager=DRIFT_CHECK_MANAGER, force=True,
+                                           dry_run=True)
+        except kube.ApiError as exc:
+            unknown = undeclared_fields(str(exc))
+            if not unknown:
+                raise
+        # Server-side apply refuses fields the CRD's schema does not declare, where an
+        # update (what helm sends) prunes them: the server would keep the object without
+        # them. Seen with a chart newer than its CRDs (a CRD-upgrade hook not run yet).
+        pruned = drift.strip_excluded(body, unknown)
+        return await self.client.apply(pruned, field_manager=DRIFT_CHECK_MANAGER, force=True,
                                        dry_run=True)
 
     async def _create(self, body: dict[str, Any], dry_run: bool) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from engine.drift import fights
 from engine.model.helmopts import HelmOptions
 
 log = logging.getLogger("flotilla.deployers")
+HELM_MANAGED_BY = ("app.kubernetes.io/managed-by", "Helm")
 CRD_API = "apiextensions.k8s.io/v1"
 
 
@@ -42,7 +43,7 @@ def _release(item: inventory.DesiredItem) -> ReleasePlan:
 
 class Helm:
     # Drift watches select these objects by the label Helm puts on every release object.
-    watch_selector = "app.kubernetes.io/managed-by=Helm"
+    watch_selector = "=".join(HELM_MANAGED_BY)
 
     def row(self, item: inventory.DesiredItem) -> base.Row:
         rel = _release(item)
@@ -126,7 +127,8 @@ class Helm:
         if rel.uninstall:
             return []
         objs = await conn.releases().manifest(release=rel.release_name, namespace=rel.namespace)
-        return [await _with_namespace(conn, o, rel.namespace) for o in objs]
+        return [helm_marked(await _with_namespace(conn, o, rel.namespace), rel)
+                for o in objs]
 
     def unit(self, item: inventory.DesiredItem, obj_key: tuple[str, str, str, str],
              ) -> fights.Unit:
@@ -220,6 +222,23 @@ async def removed_crds(conn: connections.Connection, rel: ReleasePlan, chart_dir
         return f"would delete CRD {names} and every object of its kind (allowCRDDeletion)"
     return f"would remove CRD {names} from the release; kept on the cluster " \
            f"({crdguard.RESOURCE_POLICY}: {crdguard.KEEP})"
+
+
+def helm_marked(obj: dict[str, Any], rel: ReleasePlan) -> dict[str, Any]:
+    """The object with the ownership marks Helm itself puts on everything it applies.
+
+    `helm get manifest` has the chart's rendering, but Helm writes
+    `app.kubernetes.io/managed-by: Helm` and its release annotations over it
+    (kserve's chart says managed-by "kserve-controller-manager"): compared as
+    rendered, such an object would drift forever and every correction would
+    set the label back to Helm.
+    """
+    meta = dict(obj.get("metadata") or {})
+    meta["labels"] = {**(meta.get("labels") or {}), HELM_MANAGED_BY[0]: HELM_MANAGED_BY[1]}
+    meta["annotations"] = {**(meta.get("annotations") or {}),
+                           "meta.helm.sh/release-name": rel.release_name,
+                           "meta.helm.sh/release-namespace": rel.namespace}
+    return {**obj, "metadata": meta}
 
 
 async def _with_namespace(conn: connections.Connection, obj: dict[str, Any],

@@ -29,6 +29,8 @@ from engine.devfleet import fleet as devfleet
 MIRRORS = ("flotilla-system", "flotilla-chart-mirrors")
 IDLE_SECONDS = 60  # bench/real_charts.py watches 10 minutes
 RELEASES = realcharts.RELEASES
+# Installing the real charts is minutes of helm on 2 cores: more than pytest's default.
+pytestmark = pytest.mark.timeout(900)
 
 
 def _uid() -> str:
@@ -79,7 +81,7 @@ class RealFleet:
             found += items["items"]
         return found
 
-    def wait_ready(self, stem: str, timeout: float = 600) -> None:
+    def wait_ready(self, stem: str, timeout: float = 420) -> None:
         def ready() -> bool:
             realcharts.play_operators(self.kubeconfig)
             body = self.engine.profile(self.profile_name(stem))
