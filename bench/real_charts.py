@@ -269,7 +269,9 @@ class Run:
             stack.controller.check_alive()
             drifts = [c for c in self.rows.between(t0, time.monotonic())
                       if c.key[0] == "drift" and c.state]
-            bl.note(f"{time.monotonic() - t0:4.0f} s: drift reports seen so far {len(drifts)}")
+            moved = sum(v - win.revisions_before.get(r, 0) for r, v in self.revisions().items())
+            bl.note(f"{time.monotonic() - t0:4.0f} s: status.drift changed to a non-empty list "
+                    f"{len(drifts)} time(s); new helm revisions {moved}")
         t1, w1 = time.monotonic(), time.time()
         win.seconds = t1 - t0
         win.controller_cpu = (bl.cpu_times(stack.controller.pid) - cpu0).total
