@@ -77,6 +77,9 @@ def _api_version(key: inventory.Key) -> str:
     return f"{group}/{version}" if group else version
 
 
+UNDECLARED_ROUNDS = 5
+
+
 def undeclared_fields(message: str) -> list[str]:
     """JSON pointers of the fields an API error calls "field not declared in schema"."""
     found = re.findall(r"(\.[\w.-]+): field not declared in schema", message)
@@ -157,19 +160,23 @@ class Workload:
         body = dict(obj)
         body["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items()
                             if k != "resourceVersion"}
-        try:
-            return await self.client.apply(body, field_manager=DRIFT_CHECK_MANAGER, force=True,
-                                           dry_run=True)
-        except kube.ApiError as exc:
-            unknown = undeclared_fields(str(exc))
-            if not unknown:
-                raise
         # Server-side apply refuses fields the CRD's schema does not declare, where an
         # update (what helm sends) prunes them: the server would keep the object without
         # them. Seen with a chart newer than its CRDs (a CRD-upgrade hook not run yet).
-        pruned = drift.strip_excluded(body, unknown)
-        return await self.client.apply(pruned, field_manager=DRIFT_CHECK_MANAGER, force=True,
-                                       dry_run=True)
+        # The server names a few such fields per answer, so this may take some rounds.
+        unknown: list[str] = []
+        for _ in range(UNDECLARED_ROUNDS):
+            try:
+                return await self.client.apply(drift.strip_excluded(body, unknown),
+                                               field_manager=DRIFT_CHECK_MANAGER, force=True,
+                                               dry_run=True)
+            except kube.ApiError as exc:
+                more = [p for p in undeclared_fields(str(exc)) if p not in unknown]
+                if not more:
+                    raise
+                unknown += more
+        raise errors.RetriableError(f"the dry run still names undeclared fields after "
+                                    f"{UNDECLARED_ROUNDS} rounds", reason="DryRunFailed")
 
     async def _create(self, body: dict[str, Any], dry_run: bool) -> dict[str, Any]:
         body["metadata"].pop("resourceVersion", None)

@@ -216,7 +216,7 @@ class TestRealCharts:
         detected = _drift_total(real.engine)
         deadline = time.monotonic() + IDLE_SECONDS
         while time.monotonic() < deadline:
-            drifted = [s["metadata"]["name"] for s in real.summaries()
+            drifted = [(s["metadata"]["name"], s["status"]["drift"]) for s in real.summaries()
                        if (s.get("status") or {}).get("drift")]
             assert not drifted, drifted
             assert real.helm_revisions() == settled
