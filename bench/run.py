@@ -25,6 +25,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("label_to_ready.py", ("--quick",)),
     ("drift_idle.py", ("--quick",)),
     ("rollout_waves.py", ("--quick",)),
+    ("revision_cost.py", ("--quick",)),
     ("real_charts.py", ("--quick",)),
 )
 
