@@ -62,6 +62,7 @@ import benchkube as bk
 import benchlib as bl
 import yaml
 
+from engine import api
 from engine.devfleet import fleet, testbin
 
 Obj = dict[str, Any]
@@ -97,15 +98,15 @@ def _objects(namespace: str) -> list[Obj]:
 
 def _policy_configmap(name: str) -> Obj:
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": bf.SYSTEM_NS},
+            "metadata": {"name": name, "namespace": api.SYSTEM_NAMESPACE},
             "data": {"objects.yaml": yaml.safe_dump_all(_objects(name), sort_keys=False)}}
 
 
 def _profile(name: str, mode: str) -> Obj:
-    return {"apiVersion": bf.API, "kind": "ClusterProfile", "metadata": {"name": name},
+    return {"apiVersion": api.API_VERSION, "kind": "ClusterProfile", "metadata": {"name": name},
             "spec": {"syncMode": mode,
                      "clusterSelector": {"matchLabels": {bf.LABEL: "on"}},
-                     "policyRefs": [{"kind": "ConfigMap", "namespace": bf.SYSTEM_NS,
+                     "policyRefs": [{"kind": "ConfigMap", "namespace": api.SYSTEM_NAMESPACE,
                                      "name": name}]}}
 
 
@@ -224,13 +225,14 @@ async def versions(session: bf.Session) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for kind, ns in (("ClusterProfile", None), ("WorkloadCluster", bf.FLEET_NS),
                      ("ClusterSummary", bf.FLEET_NS)):
-        items = await session.mgmt.list(bf.API, kind, namespace=ns)
+        items = await session.mgmt.list(api.API_VERSION, kind, namespace=ns)
         out[f"management {kind}"] = {bk.key(o): o["metadata"]["resourceVersion"] for o in items}
     for name in session.cluster_names:
-        for api, kind in (("v1", "Namespace"), ("v1", "ConfigMap"), ("apps/v1", "Deployment")):
+        for api_version, kind in (("v1", "Namespace"), ("v1", "ConfigMap"),
+                                  ("apps/v1", "Deployment")):
             items = await session.workload[name].list(
-                api, kind, namespace=None if kind == "Namespace" else FIXING,
-                label_selector=f"{bf.PROFILE_NAME_LABEL}={FIXING}")
+                api_version, kind, namespace=None if kind == "Namespace" else FIXING,
+                label_selector=f"{api.PROFILE_NAME_LABEL}={FIXING}")
             out.setdefault(f"workload {kind}", {}).update(
                 {f"{name}:{bk.key(o)}": o["metadata"]["resourceVersion"] for o in items})
     return out
@@ -277,9 +279,9 @@ class DriftBench:
         self.edits = 0
 
     def _summaries(self, profile: str, pred: bk.Predicate, what: str) -> bk.Tracker:
-        return bk.Tracker(self.session.mgmt, bf.API, "ClusterSummary", pred,
+        return bk.Tracker(self.session.mgmt, api.API_VERSION, "ClusterSummary", pred,
                           namespace=bf.FLEET_NS,
-                          label_selector=f"{bf.PROFILE_NAME_LABEL}={profile}", what=what)
+                          label_selector=f"{api.PROFILE_NAME_LABEL}={profile}", what=what)
 
     async def _edit(self, cluster: str, namespace: str, obj: str, value: str) -> Obj:
         # The same request as `kubectl patch configmap OBJ --type=merge -p '{"data":{"x":…}}'`.
@@ -326,7 +328,7 @@ class DriftBench:
                     and (live.get("data") or {}).get("x") == CLEAN)
 
         back = bk.Tracker(self.session.workload[cluster], "v1", "ConfigMap", reverted,
-                          namespace=FIXING, label_selector=f"{bf.PROFILE_NAME_LABEL}={FIXING}",
+                          namespace=FIXING, label_selector=f"{api.PROFILE_NAME_LABEL}={FIXING}",
                           what=f"{FIXING}/{obj} on {cluster} reverted")
         seen = self._summaries(FIXING, _drifted(FIXING, cluster, obj),
                                f"{FIXING} summary of {cluster} to report {obj}")

@@ -65,6 +65,7 @@ import benchkube as bk
 import benchlib as bl
 import yaml
 
+from engine import api
 from engine.devfleet import testbin
 
 Obj = dict[str, Any]
@@ -80,14 +81,14 @@ def _policy(n: int) -> Obj:
     app = {"apiVersion": "v1", "kind": "ConfigMap",
            "metadata": {"name": APP, "namespace": APP_NS}, "data": {"version": str(n)}}
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": f"{PROFILE}-c{n}", "namespace": bf.SYSTEM_NS},
+            "metadata": {"name": f"{PROFILE}-c{n}", "namespace": api.SYSTEM_NAMESPACE},
             "data": {"app.yaml": yaml.safe_dump(app, sort_keys=False)}}
 
 
 def _profile(n: int, max_update: int | str) -> Obj:
-    return {"apiVersion": bf.API, "kind": "ClusterProfile", "metadata": {"name": PROFILE},
+    return {"apiVersion": api.API_VERSION, "kind": "ClusterProfile", "metadata": {"name": PROFILE},
             "spec": {"clusterSelector": {"matchLabels": {bf.LABEL: "on"}},
-                     "policyRefs": [{"kind": "ConfigMap", "namespace": bf.SYSTEM_NS,
+                     "policyRefs": [{"kind": "ConfigMap", "namespace": api.SYSTEM_NAMESPACE,
                                      "name": f"{PROFILE}-c{n}"}],
                      "maxUpdate": max_update,
                      "rollout": {"minSuccessTime": f"{SOAK_S}s"}}}
@@ -225,14 +226,14 @@ class RolloutBench:
         await self.session.apply(_policy(n))
         progress = Progress(old)
         complete = bk.Tracker(
-            self.session.mgmt, bf.API, "ClusterProfile",
+            self.session.mgmt, api.API_VERSION, "ClusterProfile",
             lambda objs: any(o["metadata"]["name"] == PROFILE
                              and self._complete(o.get("status") or {}, old) is not None
                              for o in objs.values()),
             what=f"{PROFILE}: rollout of the revision after {old} Complete on {CLUSTERS}")
-        summaries = bk.Tracker(self.session.mgmt, bf.API, "ClusterSummary", progress,
+        summaries = bk.Tracker(self.session.mgmt, api.API_VERSION, "ClusterSummary", progress,
                                namespace=bf.FLEET_NS,
-                               label_selector=f"{bf.PROFILE_NAME_LABEL}={PROFILE}",
+                               label_selector=f"{api.PROFILE_NAME_LABEL}={PROFILE}",
                                what=f"{PROFILE} summaries")
         async with bf.tracking(complete, summaries):
             if complete.done.is_set():

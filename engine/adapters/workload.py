@@ -15,16 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine import drift, errors, inventory
+from engine import api, drift, errors, inventory
 from engine.adapters import kube
 
-MANAGED_BY = "flotilla.dev/managed-by"
-PROFILE_KIND = "flotilla.dev/profile-kind"
-PROFILE_NAME = "flotilla.dev/profile-name"
-PROFILE_NAMESPACE = "flotilla.dev/profile-namespace"
-OWNER = "flotilla.dev/owner"
-TIER = "flotilla.dev/tier"
-HASH = "flotilla.dev/hash"
 RELEASE_RECORD_PREFIX = "flotilla-owner."
 # Field manager of drift-check dry runs: neither ours nor Helm's, so dry runs stand
 # apart in audit logs and in the managedFields of their (never persisted) results.
@@ -46,9 +39,10 @@ class Owner:
         return f"{self.kind}/{self.namespace}/{self.name}"
 
     def labels(self) -> dict[str, str]:
-        labels = {MANAGED_BY: "flotilla", PROFILE_KIND: self.kind, PROFILE_NAME: self.name}
+        labels = {api.MANAGED_BY_LABEL: api.MANAGED_BY, api.PROFILE_KIND_LABEL: self.kind,
+                  api.PROFILE_NAME_LABEL: self.name}
         if self.namespace:
-            labels[PROFILE_NAMESPACE] = self.namespace
+            labels[api.PROFILE_NAMESPACE_LABEL] = self.namespace
         return labels
 
     def selector(self) -> str:
@@ -61,15 +55,17 @@ def marked(obj: Mapping[str, Any], owner: Owner, obj_hash: str) -> dict[str, Any
     meta = dict(out.get("metadata") or {})
     meta["labels"] = {**(meta.get("labels") or {}), **owner.labels()}
     meta["annotations"] = {**(meta.get("annotations") or {}),
-                           OWNER: owner.ref, TIER: str(owner.tier), HASH: obj_hash}
+                           api.OWNER_ANNOTATION: owner.ref, api.TIER_ANNOTATION: str(owner.tier),
+                           api.HASH_ANNOTATION: obj_hash}
     out["metadata"] = meta
     return out
 
 
 def owner_of(obj: Mapping[str, Any] | None) -> tuple[str | None, int | None]:
     annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
-    tier = annotations.get(TIER)
-    return annotations.get(OWNER), int(str(tier)) if str(tier or "").isdigit() else None
+    tier = annotations.get(api.TIER_ANNOTATION)
+    owner = annotations.get(api.OWNER_ANNOTATION)
+    return owner, int(str(tier)) if str(tier or "").isdigit() else None
 
 
 def _api_version(key: inventory.Key) -> str:
@@ -211,7 +207,7 @@ class Workload:
         if await self.client.get("v1", "Namespace", None, name) is None:
             try:
                 await self.client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-                    "name": name, "labels": {"flotilla.dev/created-by": "flotilla"}}})
+                    "name": name, "labels": {api.CREATED_BY_LABEL: api.MANAGED_BY}}})
             except kube.ApiError as exc:
                 if exc.status != 409:
                     raise

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import api, errors
+from engine import errors
 from engine.adapters import connections as conns
 from engine.adapters import helm, kube
 from engine.controller import queue, reporting, store
@@ -24,12 +24,6 @@ if TYPE_CHECKING:
     from engine.snapshot import Snapshot
 
 log = logging.getLogger("flotilla.controller")
-# Temporary aliases of `engine.api` names for modules not switched over yet
-# (summaries, preview); new code uses `api.*`.
-API_VERSION = api.API_VERSION
-SUMMARY_FINALIZER = api.SUMMARY_FINALIZER
-LEAVE_ANNOTATION = api.LEAVE_POLICIES_ANNOTATION
-RETRY_ANNOTATION = api.RETRY_ANNOTATION
 
 
 @dataclass

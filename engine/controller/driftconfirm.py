@@ -94,6 +94,10 @@ class Confirmer:
                              getattr(exc, "status", ""), getattr(exc, "reason", type(exc).__name__))
                     guess = confirm.without_dropped_zeroes(c.report, c.key[0])
                     return Found(c.item, c.key, guess, confirmed=False) if guess.drifted else None
+                if _version(server) != _version(c.live):
+                    # The watch cache is behind the server (a deploy just wrote the object):
+                    # judge nothing now; the watch event for the newer object brings a check.
+                    return None
                 report = confirm.confirm(c.report, c.expected, server, c.live)
                 memo[c.key] = (stamp, report)
                 DRY_RUNS.labels(**labels, result="confirmed" if report.drifted else "cleared").inc()
@@ -101,3 +105,7 @@ class Confirmer:
 
         answers = await asyncio.gather(*(one(c) for c in candidates))
         return [f for f in answers if f is not None]
+
+
+def _version(obj: dict[str, Any] | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("resourceVersion", ""))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import deployers, errors, inventory, select
+from engine import api, deployers, errors, inventory, select
 from engine.adapters import connections, helm, kube, kubeconfig, workload
 from engine.controller import context, deployment, desired, reporting, revisions, store
 from engine.model import types
 
-API = context.API_VERSION
-MIRROR_CONFIGMAP = ("flotilla-system", "flotilla-chart-mirrors")
+API = api.API_VERSION
+MIRROR_CONFIGMAP = (api.SYSTEM_NAMESPACE, api.MIRROR_CONFIGMAP)
 
 
 async def _load(ctx: context.Context, kind: str, ns: str | None, name: str) -> dict[str, Any]:
@@ -38,7 +38,7 @@ async def _load(ctx: context.Context, kind: str, ns: str | None, name: str) -> d
 
 async def render_plan(kc: str, ref: str) -> str:
     kind, ns, name = ("Profile", *ref.split("/", 1)) if "/" in ref else (
-        "ClusterProfile", None, ref)
+        api.CLUSTER_PROFILE, None, ref)
     mgmt = kube.Client(kubeconfig.load(kc), name="management")
     conns = connections.Connections(context.workdir() / "plan")
     ctx = context.Context(mgmt=mgmt, store=store.Store(), connections=conns,
@@ -53,7 +53,7 @@ async def render_plan(kc: str, ref: str) -> str:
         chosen = select.select_clusters(spec, clusters, namespace=ns)
         owner = workload.Owner(kind=kind, namespace=ns or "", name=name, tier=spec.tier)
         summaries = {s["spec"]["clusterRef"]["name"]: s for s in await mgmt.list(
-            API, "ClusterSummary", label_selector=f"flotilla.dev/profile-name={name}")}
+            API, "ClusterSummary", label_selector=f"{api.PROFILE_NAME_LABEL}={name}")}
         lines.append(f"{kind} {ref}: {len(chosen)} clusters selected ({spec.sync_mode})")
         # What the profile would deploy now: its spec with today's references and catalog.
         snap = await revisions.build(ctx, profile, spec)

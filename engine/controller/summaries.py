@@ -16,7 +16,7 @@ import datetime
 import time
 from typing import Any
 
-from engine import deployers, errors, inventory, retry
+from engine import api, deployers, errors, inventory, retry
 from engine.adapters import kube, workload
 from engine.controller import context, deployment, desired, reporting, revisions
 from engine.model import conditions, types
@@ -81,7 +81,7 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
         reason, message, retriable = reporting.describe(exc)
         await _phase(ctx, summary, status, "Failed", reason, message, event_on=profile)
         return 10.0 if retriable else None
-    token = (summary["metadata"].get("annotations") or {}).get(context.RETRY_ANNOTATION, "")
+    token = (summary["metadata"].get("annotations") or {}).get(api.RETRY_ANNOTATION, "")
     retry_now = bool(token) and token != status.get("retryHandled")
     if not retry_now and status.get("phase") == "Failed" and status.get("failedHash") == want.hash:
         # The same input failed last time: only its backoff timer brings the next attempt,
@@ -178,7 +178,7 @@ async def _record(ctx: context.Context, summary: dict[str, Any], profile: dict[s
     status["healthy"] = result.healthy
     status["phase"] = result.phase
     status["message"] = result.message
-    token = (summary["metadata"].get("annotations") or {}).get(context.RETRY_ANNOTATION)
+    token = (summary["metadata"].get("annotations") or {}).get(api.RETRY_ANNOTATION)
     if token:
         status["retryHandled"] = token
     if result.phase == "Failed" and result.requeue_after is not None:
@@ -291,7 +291,7 @@ async def withdraw(ctx: context.Context, summary: dict[str, Any],
     meta = summary["metadata"]
     if ctx.drift is not None:
         ctx.drift.untrack((meta["namespace"], meta["name"]))
-    leave = (meta.get("annotations") or {}).get(context.LEAVE_ANNOTATION) == "true"
+    leave = (meta.get("annotations") or {}).get(api.LEAVE_POLICIES_ANNOTATION) == "true"
     if not leave and cluster is not None:
         recorded = [inventory.InventoryEntry.from_dict(r)
                     for r in (summary.get("status") or {}).get("inventory") or []]
@@ -370,7 +370,7 @@ def _seconds(stamp: str | None) -> float:
 
 async def _release(ctx: context.Context, summary: dict[str, Any]) -> None:
     meta = summary["metadata"]
-    finalizers = [f for f in meta.get("finalizers") or [] if f != context.SUMMARY_FINALIZER]
+    finalizers = [f for f in meta.get("finalizers") or [] if f != api.SUMMARY_FINALIZER]
     with contextlib.suppress(kube.NotFound):
         await ctx.mgmt.patch(summary["apiVersion"], "ClusterSummary", meta["namespace"],
                              meta["name"], {"metadata": {"finalizers": finalizers}})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine import drift, inventory
+from engine import api, drift, inventory
 from engine.adapters import workload
 from engine.deployers import base
 from engine.drift import fights
@@ -25,7 +25,7 @@ def _body(item: inventory.DesiredItem) -> Mapping[str, Any]:
 
 class Manifests:
     # Drift watches select these objects by the label our field manager puts on them.
-    watch_selector = "flotilla.dev/managed-by=flotilla"
+    watch_selector = f"{api.MANAGED_BY_LABEL}={api.MANAGED_BY}"
 
     def row(self, item: inventory.DesiredItem) -> base.Row:
         _group, _version, kind, ns, name = item.key
