@@ -138,9 +138,15 @@ def mirror_configmap(mirrors: dict[str, str], *, namespace: str = "flotilla-syst
             "data": {"real-charts": lines}}
 
 
-def remove_crds(kubeconfig: str) -> None:
-    """Delete the CRDs the real charts left behind (Helm never deletes crds/ folder CRDs)."""
+def remove_crds(kubeconfig: str, *, wait: bool = False) -> None:
+    """Delete the CRDs of the catalog's API groups on a cluster.
+
+    Helm never deletes crds/ folder CRDs, and Flotilla keeps every CRD a chart
+    renders: after a withdrawal they stay. Before the real charts go onto a
+    cluster, CRDs that stand-in charts left there (other versions) must go too.
+    """
     found = _kubectl(kubeconfig, "get", "crd", "-o", "json")
     for crd in json.loads(found.stdout or "{}").get("items", []):
         if crd["spec"]["group"].endswith(CRD_GROUPS):
-            _kubectl(kubeconfig, "delete", "crd", crd["metadata"]["name"], "--wait=false")
+            _kubectl(kubeconfig, "delete", "crd", crd["metadata"]["name"],
+                     "--wait=true" if wait else "--wait=false", "--timeout=60s")

@@ -107,6 +107,8 @@ def real(engine: Engine, mgmt: Kubectl, fleet: devfleet.Fleet,
     repo = chartrepo.ChartRepo(tmp_path_factory.mktemp("real-charts"), charts=Path(charts))
     cluster = [c for c in fleet.clusters if c.full][-1]
     run = RealFleet(engine, mgmt, cluster)
+    # Stand-in charts deployed here by earlier tests leave their CRDs (kept on withdrawal).
+    realcharts.remove_crds(run.kubeconfig, wait=True)
     mgmt("create", "namespace", MIRRORS[0], check=False)
     mgmt.apply(yaml.safe_dump(realcharts.mirror_configmap(repo.mirrors())))
     try:
