@@ -280,6 +280,9 @@ class Written:
     """Objects whose managedFields show a write by a manager inside a window."""
 
     by_manager: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # mgr, op, kind
+    # resource (plural, as apiserver_request_total names it) -> True if the controller's
+    # managers changed one of its objects, False if only the fleet's did
+    by_resource: dict[str, bool] = field(default_factory=dict)
     controller_objects: list[str] = field(default_factory=list)
     objects: int = 0
 
@@ -326,7 +329,9 @@ async def written_objects(client: kube.Client, since: float, until: float) -> Wr
                         continue
                     manager = entry.get("manager", "")
                     out.by_manager[(manager, entry.get("operation", ""), res["kind"])] += 1
-                    if is_controller(manager, res["kind"]):
+                    ours = is_controller(manager, res["kind"])
+                    out.by_resource[res["name"]] = out.by_resource.get(res["name"], False) or ours
+                    if ours:
                         where = f"{meta['namespace']}/" if meta.get("namespace") else ""
                         out.controller_objects.append(
                             f"{res['kind']} {where}{meta['name']} ({manager} {entry.get('time')})")

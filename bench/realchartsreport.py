@@ -4,9 +4,11 @@ Kept apart from the run itself so the script stays readable: `Results` is
 filled by `real_charts.Run`, `report` prints it. Workload writes during the
 idle window are split by resource: a resource the fleet also wrote while
 the controller was stopped (node simulator, controller-manager, the API
-server's own leases) is the fleet's; a write to any other resource is
-counted against the controller. managedFields (`chartwatch.written_objects`)
-name the writer of every changed object independently of that split.
+server's own leases), or whose objects changed in the window were changed by
+the fleet's field managers alone (`chartwatch.written_objects`: the
+controller-manager's Event updates come every few minutes, so a short
+stopped window can miss them), is the fleet's; a write to any other resource
+is counted against the controller.
 """
 
 from __future__ import annotations
@@ -110,10 +112,14 @@ def _resource(what: str) -> str:
     return what.split(" ", 1)[1]
 
 
-def controller_writes(idle: cw.Writes, background: cw.Writes) -> Counter[str]:
-    """Idle writes to resources the fleet did not write at all while the controller was off."""
+def controller_writes(idle: cw.Writes, background: cw.Writes,
+                      written: cw.Written) -> Counter[str]:
+    """Idle writes to resources the fleet did not write while the controller was off, nor
+    (managedFields) were changed in the window by the fleet's managers alone."""
     fleets = {_resource(w) for w in background.persisted}
-    return Counter({w: n for w, n in idle.persisted.items() if _resource(w) not in fleets})
+    fleets |= {res for res, ours in written.by_resource.items() if not ours}
+    return Counter({w: n for w, n in idle.persisted.items()
+                    if _resource(w).split("/")[0] not in fleets and _resource(w) not in fleets})
 
 
 def _idle(res: Results) -> tuple[int, int, int, int, float]:
@@ -144,7 +150,7 @@ def _idle(res: Results) -> tuple[int, int, int, int, float]:
     bl.note(f"summary service rows rewritten: {len(rows_changed)}; controller CPU "
             f"{idle.controller_cpu / idle.seconds * 100:.2f} % of one core")
 
-    ours = controller_writes(idle.workload, res.background)
+    ours = controller_writes(idle.workload, res.background, idle.written)
     keys = sorted(set(idle.workload.persisted) | set(res.background.persisted))
     table = [[k, idle.workload.persisted.get(k, 0),
               f"{idle.workload.persisted.get(k, 0) / minutes:.2f}",
