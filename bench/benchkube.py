@@ -49,6 +49,8 @@ class Controller:
         # folders live in our temp dir instead of ~/.cache.
         env = dict(os.environ, FLOTILLA_CACHE=str(cache),
                    KUBEBUILDER_ASSETS=str(testbin.path()),
+                   FLOTILLA_HELM=str(testbin.path() / "helm"),
+                   FLOTILLA_WORKDIR=str(cache / "controller"),
                    HELM_CACHE_HOME=str(cache / "helm-cache"),
                    HELM_CONFIG_HOME=str(cache / "helm-config"),
                    HELM_DATA_HOME=str(cache / "helm-data"))

@@ -227,7 +227,7 @@ class BuildRuns:
 async def measure_build(stack: bf.Stack, reps: int, pure_digest: str) -> BuildRuns:
     """`revisions.build` against the management API server, the controller not running."""
     mgmt = kube.Client(kubeconfig.load(stack.fleet.management.kubeconfig), name="management")
-    conns = connections.Connections(stack.work / "ctx" / "clusters")
+    conns = connections.Connections(stack.work / "ctx" / "clusters", testbin.path() / "helm")
     # As preview.render_plan builds it: the same Context type the controller's startup makes.
     ctx = context.Context(mgmt=mgmt, store=store.Store(), connections=conns,
                           charts=helm.ChartCache(stack.work / "ctx" / "charts",

@@ -72,6 +72,13 @@ KOPF_FINALIZER = "flotilla.dev/kopf"
 
 # The controller's namespace: `flotilla install` creates it; the revisions of ClusterProfiles
 # and the chart mirror ConfigMap live there.
+# A WorkloadCluster's shard: the controller started with `--shard-key VALUE` manages the
+# clusters annotated VALUE; the one without a key manages the rest and every profile.
+# Sveltos's annotation is honoured too, so migrated clusters keep their shards.
+SHARD_ANNOTATION = "sharding.flotilla.dev/key"
+SVELTOS_SHARD_ANNOTATION = "sharding.projectsveltos.io/key"
+SHARD_ANNOTATIONS = (SHARD_ANNOTATION, SVELTOS_SHARD_ANNOTATION)
+
 SYSTEM_NAMESPACE = "flotilla-system"
 # Its values hold "UPSTREAM=LOCAL" chart mirror lines (ConfigMap keys cannot hold URLs).
 MIRROR_CONFIGMAP = "flotilla-chart-mirrors"

@@ -25,6 +25,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fleetkit import FLEET_NS, ROOT, ChartRepo, Engine, Helm, Kubectl, eventually
+from fleetkit import bins as fleetkit_bins
 
 from engine.cli import admin
 from engine.devfleet import fleet as devfleet
@@ -43,6 +44,23 @@ def _stop_on_sigterm(fleet_dir: Path) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_helm() -> Iterator[Path]:
+    """The test binaries' helm, named through FLOTILLA_HELM for every command a test runs.
+
+    Product code never looks for test binaries itself (an import-linter contract), so
+    `flotilla plan` and `flotilla catalog lint` find helm the way a user's machine would.
+    """
+    path = Path(os.environ.get("FLOTILLA_HELM") or fleetkit_bins() / "helm")
+    previous = os.environ.get("FLOTILLA_HELM")
+    os.environ["FLOTILLA_HELM"] = str(path)
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop("FLOTILLA_HELM", None)
 
 
 @pytest.fixture(scope="session")

@@ -117,7 +117,8 @@ class Engine:
 
     def start(self) -> None:
         argv = [sys.executable, "-m", "engine.cli", "controller", "--kubeconfig",
-                self.fleet.management.kubeconfig, *self.repo.mirror_flags()]
+                self.fleet.management.kubeconfig, "--helm", str(bins() / "helm"),
+                "--workdir", str(self.workdir / "work"), *self.repo.mirror_flags()]
         argv += ["--metrics-port", str(self.metrics_port)]
         # Short, so the withdrawal test sees an unreachable cluster let go within a test's time.
         argv += ["--withdraw-timeout", str(WITHDRAW_TIMEOUT)]

@@ -24,20 +24,22 @@ class Connection:
     client: kube.Client
     workload: workload.Workload
     kubeconfig_text: str
+    helm_binary: Path
     _releases: helm.Releases | None = None
     _workdir: Path | None = None
 
     def releases(self) -> helm.Releases:
         if self._releases is None:
             assert self._workdir is not None
-            self._releases = helm.Releases(self.kubeconfig_text, self._workdir)
+            self._releases = helm.Releases(self.kubeconfig_text, self._workdir, self.helm_binary)
         return self._releases
 
 
 class Connections:
-    def __init__(self, workdir: Path,
+    def __init__(self, workdir: Path, helm: Path,
                  owner_gone: Callable[[str], bool] = lambda ref: False) -> None:
         self.workdir = workdir
+        self.helm = helm
         self.owner_gone = owner_gone  # see workload.Workload
         self._by_cluster: dict[tuple[str, str], Connection] = {}
 
@@ -52,7 +54,7 @@ class Connections:
         client = kube.Client(config, name=f"{namespace}/{name}", timeout=10.0)
         conn = Connection(name=f"{namespace}/{name}", fingerprint=fingerprint, client=client,
                           workload=workload.Workload(client, self.owner_gone),
-                          kubeconfig_text=kubeconfig_text,
+                          kubeconfig_text=kubeconfig_text, helm_binary=self.helm,
                           _workdir=self.workdir / namespace / name / fingerprint)
         self._by_cluster[(namespace, name)] = conn
         return conn

@@ -39,7 +39,6 @@ import yaml
 
 from engine import errors
 from engine.adapters import helmargs, postrender
-from engine.devfleet import testbin
 from engine.model.helmopts import HelmOptions
 
 
@@ -144,15 +143,14 @@ class ReleaseState:
 class Releases:
     """Helm operations on one workload cluster."""
 
-    def __init__(self, kubeconfig_text: str, workdir: Path, helm: Path | None = None) -> None:
+    def __init__(self, kubeconfig_text: str, workdir: Path, helm: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.kubeconfig = workdir / "kubeconfig"
         self.kubeconfig.write_text(kubeconfig_text)
         self.kubeconfig.chmod(0o600)
-        executable = str(helm or testbin.path() / "helm")
         # Reads (status, get manifest) only; installs, upgrades and uninstalls pass the
         # timeout of their resolved options.
-        self.client = pyhelm3.Client(executable=executable, kubeconfig=self.kubeconfig,
+        self.client = pyhelm3.Client(executable=str(helm), kubeconfig=self.kubeconfig,
                                      default_timeout="2m")
 
     async def _run(self, argv: list[str], what: str, values: Mapping[str, Any] | None = None,

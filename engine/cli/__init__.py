@@ -12,9 +12,9 @@ only when that command runs:
     devfleet    testbin path, dev-fleet up|down|status — local control planes
 
 Importing lazily keeps `flotilla --help` quick and keeps the dev fleet out
-of every command but the dev ones (demo, dev-fleet, testbin, and catalog
-lint's fallback helm). A command returns its exit code; errors print one
-clear line and exit non-zero.
+of every command but the dev ones (demo, dev-fleet, testbin); an
+import-linter contract holds the product commands to it. A command returns
+its exit code; errors print one clear line and exit non-zero.
 """
 
 from __future__ import annotations
@@ -90,19 +90,49 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--label", action="append", default=[], help="k=v (repeatable)")
     reg.set_defaults(func=Lazy("admin", "register_command"))
 
-    ctl = sub.add_parser("controller", help="run the controller in the foreground")
-    ctl.add_argument("--kubeconfig", required=True)
+    ctl = sub.add_parser("controller", help="run the controller in the foreground",
+                         description="Run the controller against a management cluster.",
+                         epilog="examples:\n  flotilla controller --kubeconfig mgmt.kubeconfig\n"
+                         "  flotilla controller --leader-elect --health-port 8081 "
+                         "--metrics-port 8080 --bind-address 0.0.0.0   # in a pod\n"
+                         "  flotilla controller --kubeconfig mgmt.kubeconfig --shard-key eu",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    ctl.add_argument("--kubeconfig", default=None,
+                     help="management cluster (default: the pod's ServiceAccount)")
+    ctl.add_argument("--helm", default=None, help="helm binary (default: $FLOTILLA_HELM, "
+                     "else helm on PATH; Helm >= 3.14, < 4)")
+    ctl.add_argument("--workdir", default=None, help="charts, helm cache and private "
+                     "kubeconfigs (default: $FLOTILLA_WORKDIR, else ~/.cache/flotilla/controller)")
     ctl.add_argument("--chart-mirror", action="append", default=[],
                      help="UPSTREAM=LOCAL chart repository URL map (repeatable)")
     ctl.add_argument("--mirror-configmap", default=f"{api.SYSTEM_NAMESPACE}/"
                      f"{api.MIRROR_CONFIGMAP}", help="NAMESPACE/NAME of a ConfigMap whose "
                      "values hold more UPSTREAM=LOCAL lines")
+    ctl.add_argument("--bind-address", default="127.0.0.1",
+                     help="address of the metrics and health endpoints (in a pod: 0.0.0.0)")
     ctl.add_argument("--metrics-port", type=int, default=0,
-                     help="serve Prometheus metrics on 127.0.0.1:PORT (0: off)")
+                     help="serve Prometheus /metrics on PORT (0: off)")
+    ctl.add_argument("--health-port", type=int, default=0,
+                     help="serve /healthz and /readyz on PORT (0: off)")
     ctl.add_argument("--withdraw-timeout", type=float, default=600.0, metavar="SECONDS",
                      help="how long a summary keeps trying to withdraw from an unreachable "
                           "cluster before it lets go with a warning Event (default 600)")
-    ctl.add_argument("--verbose", action="store_true")
+    ctl.add_argument("--leader-elect", action="store_true",
+                     help="campaign for a Lease; only the leader reconciles")
+    ctl.add_argument("--lease-namespace", default="",
+                     help="default: $POD_NAMESPACE, else flotilla-system")
+    ctl.add_argument("--lease-name", default="", help="default: flotilla-controller, "
+                     "or flotilla-controller-KEY with --shard-key")
+    ctl.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS")
+    ctl.add_argument("--renew-deadline", type=float, default=10.0, metavar="SECONDS")
+    ctl.add_argument("--retry-period", type=float, default=2.0, metavar="SECONDS")
+    ctl.add_argument("--shard-key", default=None, help="manage only the WorkloadClusters "
+                     "annotated sharding.flotilla.dev/key=KEY (or sharding.projectsveltos.io/"
+                     "key); without it: those with no key, and every profile")
+    ctl.add_argument("--log-format", choices=("text", "json"), default="text")
+    ctl.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                     default="info")
+    ctl.add_argument("--verbose", action="store_true", help="same as --log-level debug")
     ctl.set_defaults(func=Lazy("controller", "controller_command"))
 
     demo = sub.add_parser("demo", help="the main job on a local fleet, offline")
@@ -115,6 +145,10 @@ def parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="per-cluster diff a profile would make now")
     plan.add_argument("--kubeconfig", required=True)
     plan.add_argument("profile", help=PROFILE_ARG)
+    plan.add_argument("--helm", default=None, help="helm binary (default: $FLOTILLA_HELM, "
+                      "else helm on PATH)")
+    plan.add_argument("--workdir", default=None, help="chart and helm cache (default: "
+                      "$FLOTILLA_WORKDIR, else ~/.cache/flotilla/controller)")
     plan.set_defaults(func=Lazy("plan", "plan_command"))
 
     ro = sub.add_parser("rollout", help="staged rollout control")

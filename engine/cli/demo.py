@@ -149,7 +149,7 @@ def run(workdir: Path, *, keep: bool = False, charts: Path | None = None) -> int
             print(f"  --chart-mirror {flag}")
         _say("flotilla controller (running in the background for the demo)")
         argv = [sys.executable, "-m", "engine.cli", "controller", "--kubeconfig",
-                started.management.kubeconfig, *flags]
+                started.management.kubeconfig, "--helm", str(testbin.path() / "helm"), *flags]
         log = open(workdir / "logs" / "controller.log", "wb")  # noqa: SIM115 - lives with proc
         controller = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         _wait("clusters connected", lambda: all(

@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from engine.adapters import helmbin
 from engine.controller import preview
 
 
 def plan_command(args: argparse.Namespace) -> int:
-    print(asyncio.run(preview.render_plan(args.kubeconfig, args.profile)))
+    helm, work = helmbin.find(args.helm), helmbin.workdir(args.workdir)
+    print(asyncio.run(preview.render_plan(args.kubeconfig, args.profile, helm=helm,
+                                          workdir=work)))
     return 0

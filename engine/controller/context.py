@@ -11,7 +11,6 @@ import base64
 import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import errors
@@ -33,6 +32,7 @@ class Settings:
     max_backoff: float = 60.0
     secret_resync: float = 60.0
     withdraw_timeout: float = 600.0  # then a summary lets go of an unreachable cluster
+    shard_key: str | None = None  # see engine.shards
 
 
 @dataclass
@@ -95,8 +95,3 @@ class Context:
                         merged[upstream.strip()] = local.strip()
         return merged
 
-
-def workdir() -> Path:
-    from engine.devfleet import testbin
-
-    return testbin.cache_root() / "controller"

@@ -17,26 +17,34 @@ from typing import Any
 
 import kopf
 
-from engine import api
+from engine import api, shards
 from engine.adapters import connections, helm, kube, kubeconfig
 from engine.controller import (
     clusters,
     context,
     drifts,
+    leader,
     profiles,
     queue,
     reporting,
     store,
     summaries,
 )
-from engine.devfleet import testbin
+from engine.controller import (
+    options as opts_mod,
+)
 
 log = logging.getLogger("flotilla.controller")
 G, V = api.GROUP, api.VERSION
 
 # Set by main.run() before kopf starts.
-CONFIG: dict[str, Any] = {"kubeconfig": "", "mirrors": {}, "mirror_configmap": ""}
+OPTIONS: opts_mod.Options | None = None
 STATE: dict[str, Any] = {}
+
+
+def options() -> opts_mod.Options:
+    assert OPTIONS is not None, "main.run() sets the options before kopf starts"
+    return OPTIONS
 
 
 def ctx() -> context.Context:
@@ -44,9 +52,21 @@ def ctx() -> context.Context:
     return found
 
 
+def ready() -> tuple[bool, str]:
+    """For /readyz: the cache is filled and this replica leads or stands by."""
+    if not STATE.get("synced"):
+        return False, "filling the cache"
+    elector: leader.Elector | None = STATE.get("elector")
+    if elector is None:
+        return True, "leading (no election)"
+    return True, "leading" if elector.leading else "standby"
+
+
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    return kopf.login_with_kubeconfig(**kwargs)
+    if options().kubeconfig:
+        return kopf.login_with_kubeconfig(**kwargs)
+    return kopf.login_with_service_account(**kwargs)
 
 
 @kopf.on.startup()
@@ -54,21 +74,34 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # we post our own, de-duplicated Events
     settings.watching.server_timeout = 300
     settings.persistence.finalizer = api.KOPF_FINALIZER
-    mgmt = kube.Client(kubeconfig.load(CONFIG["kubeconfig"]), name="management")
-    work = context.workdir()
+    opts = options()
+    config = kubeconfig.load(opts.kubeconfig) if opts.kubeconfig else kubeconfig.in_cluster()  # type: ignore[attr-defined]
+    mgmt = kube.Client(config, name="management")
     cache = store.Store()
     c = context.Context(
         mgmt=mgmt, store=cache,
         connections=connections.Connections(
-            work / "clusters", owner_gone=lambda ref: profiles.gone(cache, ref)),
-        charts=helm.ChartCache(work / "charts", testbin.path() / "helm", CONFIG["mirrors"]),
-        recorder=reporting.Recorder(mgmt), static_mirrors=dict(CONFIG["mirrors"]),
-        settings=CONFIG.get("settings") or context.Settings())
+            opts.workdir / "clusters", opts.helm, owner_gone=lambda ref: profiles.gone(cache, ref)),
+        charts=helm.ChartCache(opts.workdir / "charts", opts.helm, opts.mirrors),
+        recorder=reporting.Recorder(mgmt), static_mirrors=dict(opts.mirrors),
+        settings=opts.settings)
     c.drift = drifts.DriftReconciler(c)
     c.queue = queue.WorkQueue(lambda key: dispatch(c, key), workers=16, name="flotilla")
     STATE["ctx"] = c
     await _preload(c)
-    STATE["task"] = asyncio.create_task(c.queue.run())
+    STATE["synced"] = True
+    if not opts.leader_elect:
+        await _lead(c)
+        return
+    namespace, name = opts.lease()
+    # Its own client with a short timeout: a renewal must fail fast, not outlive the deadline.
+    lease_client = kube.Client(config, name="management-lease",
+                               timeout=max(1.0, opts.timings.retry_period * 2))
+    elector = leader.Elector(lease_client, namespace=namespace, name=name,
+                             identity=opts_mod.identity(), timings=opts.timings,
+                             on_started=lambda: _lead(c), on_lost=_lost)
+    STATE["elector"] = elector
+    STATE["campaign"] = asyncio.create_task(elector.run())
 
 
 # What the reconcilers read, listed completely before any of them runs: deciding on a
@@ -88,11 +121,15 @@ async def _preload(c: context.Context) -> None:
             for body in await c.mgmt.list("apps/v1", "ControllerRevision",
                                           label_selector=api.PROFILE_NAME_LABEL):
                 c.store.put("ControllerRevision", body)
-            break
+            return
         except (kube.ApiError, kube.Unreachable) as exc:  # e.g. CRDs not installed yet
             log.warning("preloading the cache: %s; retrying", exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+async def _lead(c: context.Context) -> None:
+    """Start reconciling: everything once (the cache may have moved while standing by)."""
     for kind in api.PROFILE_KINDS:
         for body in c.store.all(kind):
             meta = body["metadata"]
@@ -101,13 +138,30 @@ async def _preload(c: context.Context) -> None:
         c.enqueue(("summary", body["metadata"]["namespace"], body["metadata"]["name"]))
     for body in c.store.all("WorkloadCluster"):
         c.enqueue(("cluster", body["metadata"]["namespace"], body["metadata"]["name"]))
+    assert c.queue is not None
+    STATE["task"] = asyncio.create_task(c.queue.run())
+
+
+def _lost() -> None:
+    """A leader that cannot renew stops at once; its replacement starts from the cluster."""
+    task = STATE.get("task")
+    if task is not None:
+        task.cancel()
+    stop: asyncio.Event | None = STATE.get("stop")
+    if stop is not None:
+        stop.set()
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
-    task = STATE.get("task")
-    if task is not None:
-        task.cancel()
+    for name in ("task", "campaign"):
+        task = STATE.get(name)
+        if task is not None:
+            task.cancel()
+    elector: leader.Elector | None = STATE.get("elector")
+    if elector is not None:
+        await elector.release()  # a standby takes over on its next try, not after the lease
+        await elector.client.close()
     c = STATE.get("ctx")
     if c is not None:
         if c.drift is not None:
@@ -133,7 +187,24 @@ async def dispatch(c: context.Context, key: Hashable) -> float | None:
         return 10.0
 
 
+def serves(c: context.Context, key: tuple[Any, ...]) -> bool:
+    """Whether this controller's shard does the work a queue key names (engine.shards)."""
+    shard = c.settings.shard_key
+    if key[0] == "profile":
+        return shards.runs_profiles(shard)
+    if key[0] == "cluster":
+        cluster = c.store.get("WorkloadCluster", key[1], key[2])
+    else:  # summary, drift: the summary's cluster decides
+        summary = c.store.get("ClusterSummary", key[1], key[2]) or {}
+        ref = (summary.get("spec") or {}).get("clusterRef") or {}
+        cluster = c.store.get("WorkloadCluster", key[1], ref.get("name", ""))
+    # A cluster already gone from the cache is cleaned up after by the default controller.
+    return shards.serves(shard, cluster) if cluster is not None else not shard
+
+
 async def _dispatch(c: context.Context, key: tuple[Any, ...]) -> float | None:
+    if not serves(c, key):
+        return None
     if key[0] == "profile":
         return await profiles.reconcile(c, key[1], key[2], key[3])
     if key[0] == "summary":
@@ -186,11 +257,39 @@ def _spec_or_labels_changed(old: dict[str, Any] | None, new: dict[str, Any]) -> 
 async def on_cluster(type: str | None, body: kopf.Body, **_: Any) -> None:
     old, new = _remember("WorkloadCluster", type, body)
     meta = new["metadata"]
+    if old is not None and shards.shard_of(old) != shards.shard_of(new):
+        await _moved(old, new)
     if _spec_or_labels_changed(old, new) or type == "DELETED":
         ctx().enqueue(("cluster", meta["namespace"], meta["name"]))
         _all_profiles()
     if old is not None and old.get("status") != new.get("status"):
         clusters.status_changed(ctx(), new)
+
+
+async def _moved(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A cluster changed shards: the shard it left lets go, the one it joined takes over.
+
+    Nothing is withdrawn: the profiles still select it, and the new shard finds
+    the summaries' recorded hashes current, so it deploys nothing again.
+    """
+    c, meta = ctx(), new["metadata"]
+    mine = c.settings.shard_key
+    ours = [s for s in c.store.all("ClusterSummary", meta["namespace"])
+            if s["spec"]["clusterRef"]["name"] == meta["name"]]
+    if shards.serves(mine, old) and not shards.serves(mine, new):
+        log.info("cluster left this shard for %r; letting go",
+                 shards.shard_of(new) or "the default shard",
+                 extra={"object": f"{meta['namespace']}/{meta['name']}"})
+        for summary in ours:
+            if c.drift is not None:
+                c.drift.untrack((summary["metadata"]["namespace"], summary["metadata"]["name"]))
+        await c.connections.forget(meta["namespace"], meta["name"])
+    elif shards.serves(mine, new):
+        log.info("cluster joined this shard", extra={
+            "object": f"{meta['namespace']}/{meta['name']}"})
+        for summary in ours:
+            c.enqueue(("summary", summary["metadata"]["namespace"],
+                       summary["metadata"]["name"]))
 
 
 @kopf.on.event(G, V, "catalogservices")
@@ -243,7 +342,7 @@ async def on_revision(type: str | None, body: kopf.Body, **_: Any) -> None:
 @kopf.on.event("", "v1", "configmaps")
 async def on_configmap(type: str | None, body: kopf.Body, **_: Any) -> None:
     meta = body.get("metadata", {})
-    mirror = CONFIG.get("mirror_configmap", "")
+    mirror = options().mirror_configmap
     if mirror and f"{meta.get('namespace')}/{meta.get('name')}" == mirror:
         _remember("MirrorConfigMap", type, body)
         return

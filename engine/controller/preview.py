@@ -10,10 +10,12 @@ report the controller recorded is printed the same way.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from engine import api, deployers, errors, inventory, select
-from engine.adapters import connections, helm, kube, kubeconfig, workload
+from engine.adapters import connections, kube, kubeconfig, workload
+from engine.adapters import helm as helm_adapter
 from engine.controller import context, deployment, desired, reporting, revisions, store
 from engine.model import types
 
@@ -36,13 +38,13 @@ async def _load(ctx: context.Context, kind: str, ns: str | None, name: str) -> d
     return profile
 
 
-async def render_plan(kc: str, ref: str) -> str:
+async def render_plan(kc: str, ref: str, *, helm: Path, workdir: Path) -> str:
     kind, ns, name = ("Profile", *ref.split("/", 1)) if "/" in ref else (
         api.CLUSTER_PROFILE, None, ref)
     mgmt = kube.Client(kubeconfig.load(kc), name="management")
-    conns = connections.Connections(context.workdir() / "plan")
+    conns = connections.Connections(workdir / "plan", helm)
     ctx = context.Context(mgmt=mgmt, store=store.Store(), connections=conns,
-                          charts=helm.ChartCache(context.workdir() / "charts", helm_path(), {}),
+                          charts=helm_adapter.ChartCache(workdir / "charts", helm, {}),
                           recorder=reporting.Recorder(mgmt))
     lines: list[str] = []
     try:
@@ -84,8 +86,3 @@ async def render_plan(kc: str, ref: str) -> str:
         await mgmt.close()
     return "\n".join(lines)
 
-
-def helm_path() -> Any:
-    from engine.devfleet import testbin
-
-    return testbin.path() / "helm"
