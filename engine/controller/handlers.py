@@ -75,7 +75,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.persistence.finalizer = api.KOPF_FINALIZER
     opts = options()
-    config = kubeconfig.load(opts.kubeconfig) if opts.kubeconfig else kubeconfig.in_cluster()  # type: ignore[attr-defined]
+    config = kubeconfig.load(opts.kubeconfig) if opts.kubeconfig else kubeconfig.in_cluster()
     mgmt = kube.Client(config, name="management")
     cache = store.Store()
     c = context.Context(
