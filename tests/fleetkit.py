@@ -107,8 +107,10 @@ def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
 class Engine:
     """The controller as a real `flotilla controller` process against the fleet."""
 
-    def __init__(self, fleet: Any, repo: ChartRepo, mgmt: Kubectl, workdir: Path) -> None:
+    def __init__(self, fleet: Any, repo: ChartRepo, mgmt: Kubectl, workdir: Path,
+                 extra: tuple[str, ...] = ()) -> None:
         self.fleet, self.repo, self.mgmt, self.workdir = fleet, repo, mgmt, workdir
+        self.extra = extra  # more controller flags (election, shard, health port)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         from engine.devfleet import procs
@@ -121,7 +123,7 @@ class Engine:
                 "--workdir", str(self.workdir / "work"), *self.repo.mirror_flags()]
         argv += ["--metrics-port", str(self.metrics_port)]
         # Short, so the withdrawal test sees an unreachable cluster let go within a test's time.
-        argv += ["--withdraw-timeout", str(WITHDRAW_TIMEOUT)]
+        argv += ["--withdraw-timeout", str(WITHDRAW_TIMEOUT), *self.extra]
         self.starts += 1
         log = open(self.workdir / f"controller-{self.starts}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)

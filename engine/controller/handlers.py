@@ -16,6 +16,7 @@ from collections.abc import Hashable
 from typing import Any
 
 import kopf
+from prometheus_client import Counter, Gauge
 
 from engine import api, shards
 from engine.adapters import connections, helm, kube, kubeconfig
@@ -35,6 +36,9 @@ from engine.controller import (
 )
 
 log = logging.getLogger("flotilla.controller")
+RECONCILES = Counter("flotilla_reconcile_total", "Reconciles run by this replica, by reconciler.",
+                     ["reconciler"])
+LEADING = Gauge("flotilla_leader", "1 while this replica reconciles (leader, or no election).")
 G, V = api.GROUP, api.VERSION
 
 # Set by main.run() before kopf starts.
@@ -139,11 +143,13 @@ async def _lead(c: context.Context) -> None:
     for body in c.store.all("WorkloadCluster"):
         c.enqueue(("cluster", body["metadata"]["namespace"], body["metadata"]["name"]))
     assert c.queue is not None
+    LEADING.set(1)
     STATE["task"] = asyncio.create_task(c.queue.run())
 
 
 def _lost() -> None:
     """A leader that cannot renew stops at once; its replacement starts from the cluster."""
+    LEADING.set(0)
     task = STATE.get("task")
     if task is not None:
         task.cancel()
@@ -205,6 +211,7 @@ def serves(c: context.Context, key: tuple[Any, ...]) -> bool:
 async def _dispatch(c: context.Context, key: tuple[Any, ...]) -> float | None:
     if not serves(c, key):
         return None
+    RECONCILES.labels(reconciler=str(key[0])).inc()
     if key[0] == "profile":
         return await profiles.reconcile(c, key[1], key[2], key[3])
     if key[0] == "summary":
