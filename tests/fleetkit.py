@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -164,3 +165,42 @@ class Engine:
             done = st.get("ready") == count and st.get("matched") == count
             return body if done else None
         return eventually(probe, timeout=timeout, what=f"profile {name} ready on {count}")
+
+
+_MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+_WRITE = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<n>[0-9.e+]+)$')
+
+
+def workload_writes(kubectl: Kubectl, resources: tuple[str, ...]) -> int:
+    """Mutating requests the API server has served for these resources, by its own count."""
+    total = 0
+    for line in kubectl("get", "--raw", "/metrics").splitlines():
+        found = _WRITE.match(line)
+        if not found:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
+        if labels.get("verb") in _MUTATING and labels.get("resource") in resources \
+                and labels.get("dry_run", "") == "":
+            total += int(float(found["n"]))
+    return total
+
+
+def role(port: int) -> str:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            return str(resp.read().decode().strip())
+    except (urllib.error.URLError, OSError):
+        return "down"
+
+
+def reconciles(replica: Engine, reconciler: str = "") -> int:
+    """flotilla_reconcile_total of one replica (of one reconciler, or all)."""
+    total = 0
+    for line in replica.metrics().splitlines():
+        if line.startswith("flotilla_reconcile_total{") and (
+                not reconciler or f'reconciler="{reconciler}"' in line):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total

@@ -9,7 +9,6 @@ it would happen, not inferred from the controller's log.
 
 from __future__ import annotations
 
-import re
 import signal
 import time
 import uuid
@@ -17,49 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fleetkit import FLEET_NS, Engine, Kubectl, eventually
+from fleetkit import FLEET_NS, Engine, Kubectl, eventually, reconciles, role, workload_writes
 
 from engine.devfleet import procs
 
 # Short timings keep the test quick; the production defaults are 15 / 10 / 2.
 LEASE = ("--lease-duration", "6", "--renew-deadline", "4", "--retry-period", "1")
-MUTATING = ("POST", "PUT", "PATCH", "DELETE")
-WRITE = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<n>[0-9.e+]+)$')
-
-
-def workload_writes(kubectl: Kubectl, resources: tuple[str, ...]) -> int:
-    """Mutating requests the API server has served for these resources, by its own count."""
-    total = 0
-    for line in kubectl("get", "--raw", "/metrics").splitlines():
-        found = WRITE.match(line)
-        if not found:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
-        if labels.get("verb") in MUTATING and labels.get("resource") in resources \
-                and labels.get("dry_run", "") == "":
-            total += int(float(found["n"]))
-    return total
-
-
-def role(port: int) -> str:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
-            return str(resp.read().decode().strip())
-    except (urllib.error.URLError, OSError):
-        return "down"
-
-
-def reconciles(replica: Engine, reconciler: str = "") -> int:
-    """flotilla_reconcile_total of one replica (of one reconciler, or all)."""
-    total = 0
-    for line in replica.metrics().splitlines():
-        if line.startswith("flotilla_reconcile_total{") and (
-                not reconciler or f'reconciler="{reconciler}"' in line):
-            total += int(float(line.rsplit(" ", 1)[1]))
-    return total
 
 
 class Replicas:
