@@ -61,6 +61,10 @@ class Recorder:
         if now_mono - self._last.get(key, -1e9) < self.repeat_after:
             return
         self._last[key] = now_mono
+        # The log tells the same story as the Events, one line each, naming the object.
+        ref = "/".join(p for p in (meta.get("namespace"), meta.get("name")) if p)
+        log.log(logging.WARNING if type == "Warning" else logging.INFO, "%s: %s", reason, message,
+                extra={"object": f"{body.get('kind', '')} {ref}".strip()})
         namespace = meta.get("namespace") or "default"
         stamp = now()
         event = {
