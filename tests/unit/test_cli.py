@@ -48,3 +48,15 @@ def test_parsing_loads_no_command_module() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "['engine.api', 'engine.cli', 'engine.errors']"
+
+
+def test_controller_without_helm_stops_with_one_clear_line() -> None:
+    """A missing helm is a startup error naming what to install, before any cluster is touched."""
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "controller", "--kubeconfig",
+                           "/nonexistent/kubeconfig", "--helm", "/nonexistent/helm"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "flotilla: helm binary /nonexistent/helm is not an executable file; install Helm 3 "
+        "(https://helm.sh/docs/intro/install/) and put it on PATH, or name it with --helm PATH "
+        "or FLOTILLA_HELM"]
