@@ -38,7 +38,7 @@ import pyhelm3.errors
 import yaml
 
 from engine import errors
-from engine.adapters import helmargs, postrender
+from engine.adapters import helmargs, kubeconfig, postrender, redaction
 from engine.model.helmopts import HelmOptions
 
 
@@ -144,14 +144,17 @@ class Releases:
     """Helm operations on one workload cluster."""
 
     def __init__(self, kubeconfig_text: str, workdir: Path, helm: Path) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.kubeconfig = workdir / "kubeconfig"
-        self.kubeconfig.write_text(kubeconfig_text)
-        self.kubeconfig.chmod(0o600)
+        # `workdir` is the connection's private directory (0700); the file is 0600 from
+        # its creation on and goes away with close().
+        workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.kubeconfig = kubeconfig.write_private(workdir / "kubeconfig", kubeconfig_text)
         # Reads (status, get manifest) only; installs, upgrades and uninstalls pass the
         # timeout of their resolved options.
         self.client = pyhelm3.Client(executable=str(helm), kubeconfig=self.kubeconfig,
                                      default_timeout="2m")
+
+    def close(self) -> None:
+        self.kubeconfig.unlink(missing_ok=True)
 
     async def _run(self, argv: list[str], what: str, values: Mapping[str, Any] | None = None,
                    ) -> bytes:
@@ -281,7 +284,8 @@ _HOOK_FAILED = re.compile(r"failed (pre|post)-(install|upgrade|delete|rollback)\
 def _translate(exc: pyhelm3.errors.Error, what: str) -> errors.FlotillaError:
     stderr = getattr(exc, "stderr", b"")
     text = (stderr.decode(errors="replace") if isinstance(stderr, bytes) else str(stderr)).strip()
-    text = text.removeprefix("Error: ").strip() or str(exc)
+    # helm runs the kubeconfig's exec plugin too; whatever that printed may be in here.
+    text = redaction.redact(text.removeprefix("Error: ").strip() or str(exc))
     lowered = text.lower()
     if _HOOK_FAILED.search(lowered):
         # "failed post-install: timed out waiting for the condition", "... job failed:

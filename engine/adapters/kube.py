@@ -5,23 +5,36 @@ inventory watches), the dev fleet's node simulator and the CLI. It speaks
 plain HTTPS+JSON through aiohttp, resolves kinds to resources with discovery
 (cached, refreshed on a miss so freshly installed CRDs are found), and turns
 HTTP failures into the engine's typed errors in one place (`_raise_for`).
+
+We keep this thin layer rather than the official client because the controller
+is asyncio end to end and talks to up to a thousand clusters; the official
+client is synchronous. Kubeconfig reading and exec plugins do come from the
+official client (`kubeconfig`, `credentials`). Every request takes the current
+credential from its source (exec plugins refresh before expiry), retries once
+after a 401 with a renewed one, waits out 429 (and 503 with Retry-After) up to
+a bound, and list calls page through `limit`/`continue`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 from engine import errors
+from engine.adapters import credentials, kubehttp
 from engine.adapters.kubeconfig import KubeConfig
 
 FIELD_MANAGER = "flotilla"
+PAGE_SIZE = 500  # items per list page, as client-go's pager
 Obj = dict[str, Any]
 ObjList = list[Obj]  # `list` is shadowed by Client.list inside the class
 
@@ -65,10 +78,27 @@ class Resource:
         return base
 
 
-def _raise_for(status: int, body: Any, what: str) -> None:
+def _unauthorized(what: str, used: credentials.Credential | None) -> ApiError:
+    expiry = credentials.jwt_expiry(used.token if used else None)
+    if expiry is not None and expiry <= datetime.datetime.now(datetime.UTC):
+        return ApiError(status=401, reason="CredentialsExpired", retriable=True,
+                        message=f"{what}: 401 Unauthorized: the bearer token expired at "
+                                f"{expiry.isoformat()}")
+    return ApiError(status=401, reason="Unauthorized", retriable=True,
+                    message=f"{what}: 401 Unauthorized: the API server rejected the "
+                            "credentials (token invalid or revoked, or a client certificate "
+                            "it does not trust)")
+
+
+def _raise_for(status: int, body: Any, what: str,
+               used: credentials.Credential | None = None) -> None:
     message = body.get("message", "") if isinstance(body, dict) else str(body)[:500]
     reason = body.get("reason", "") if isinstance(body, dict) else ""
     text = f"{what}: {status} {reason} {message}".strip()
+    if status == 401:
+        raise _unauthorized(what, used)
+    if status == 429:
+        raise ApiError(status=status, reason="TooManyRequests", message=text, retriable=True)
     if status == 404:
         raise NotFound(status=status, reason="NotFound", message=text, retriable=False)
     if status == 409:
@@ -79,32 +109,80 @@ def _raise_for(status: int, body: Any, what: str) -> None:
 
 
 class Client:
-    """One API server. Create it in the event loop that uses it; `close()` when done."""
+    """One API server. Create it in the event loop that uses it; `close()` when done.
 
-    def __init__(self, config: KubeConfig, *, name: str = "", timeout: float = 15.0) -> None:
+    `scratch` is a private directory for the moments TLS files must exist
+    (see `KubeConfig.ssl_context`); without one they go to a fresh temp dir.
+    """
+
+    def __init__(self, config: KubeConfig, *, name: str = "", timeout: float = 15.0,
+                 scratch: Path | None = None) -> None:
         self.config = config
         self.name = name or config.server
+        self.auth = credentials.for_config(config)
+        self.scratch = scratch
+        self.page_size = PAGE_SIZE
+        self.throttled = 0  # answers waited out (429, 503 with Retry-After)
+        self._proxy = config.proxy_url or kubehttp.env_proxy(config.server)
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 5.0))
         self._session: aiohttp.ClientSession | None = None
+        self._session_cert: str | None = None
+        self._retired: list[aiohttp.ClientSession] = []
         self._resources: dict[tuple[str, str], Resource] = {}
         self._discovered: set[str] = set()
         self.requests: dict[str, int] = {}
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            headers = {"User-Agent": "flotilla"}
-            if self.config.token:
-                headers["Authorization"] = f"Bearer {self.config.token}"
-            connector = aiohttp.TCPConnector(ssl=self.config.ssl_context(), limit=32)
+    def __repr__(self) -> str:
+        return f"Client({self.name!r}, {self.config.server!r})"
+
+    async def credential(self) -> credentials.Credential:
+        """The credential requests carry now (e.g. for a login handler); never log it."""
+        return await self.auth.get()
+
+    async def _connect(self) -> tuple[aiohttp.ClientSession, credentials.Credential]:
+        """A session for the current credential: a new client certificate needs a new one."""
+        cred = await self.auth.get()
+        if self._session is None or self._session.closed or cred.cert_id != self._session_cert:
+            if self._session is not None and not self._session.closed:
+                # Requests (watches) still running on the old session finish there; it is
+                # closed at the next rotation or at close().
+                for old in self._retired:
+                    await old.close()
+                self._retired = [self._session]
+            ssl_ctx = self.config.ssl_context(self.scratch, cert=cred.cert_data,
+                                              key=cred.key_data)
+            connector = aiohttp.TCPConnector(ssl=ssl_ctx, limit=32)
             self._session = aiohttp.ClientSession(
-                self.config.server, connector=connector, headers=headers, timeout=self._timeout
-            )
-        return self._session
+                self.config.server, connector=connector, headers={"User-Agent": "flotilla"},
+                timeout=self._timeout, proxy=self._proxy)
+            self._session_cert = cred.cert_id
+        return self._session, cred
+
+    @staticmethod
+    def _auth(cred: credentials.Credential) -> dict[str, str]:
+        return {"Authorization": f"Bearer {cred.token}"} if cred.token else {}
+
+    def _unreachable(self, exc: BaseException, what: str) -> Unreachable:
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            hint = "tls-server-name and " if self.config.tls_server_name else ""
+            return Unreachable(
+                reason="TLSVerifyFailed",
+                message=f"{what}: TLS verification of {self.config.server} failed "
+                        f"({exc.certificate_error}): check the kubeconfig's {hint}"
+                        "certificate-authority-data")
+        if isinstance(exc, aiohttp.ClientSSLError):
+            return Unreachable(reason="TLSHandshakeFailed",
+                               message=f"{what}: TLS handshake with {self.config.server} "
+                                       f"failed: {exc}")
+        return Unreachable(reason="Unreachable",
+                           message=f"cannot reach {self.config.server} ({self.name}): "
+                                   f"{exc or type(exc).__name__}")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in [*self._retired, self._session]:
+            if session is not None:
+                await session.close()
+        self._session, self._retired = None, []
 
     async def request(
         self,
@@ -117,26 +195,36 @@ class Client:
     ) -> Any:
         self.requests[method] = self.requests.get(method, 0) + 1
         data = None if body is None else json.dumps(body)
-        headers = {"Content-Type": content_type} if data is not None else {}
-        try:
-            async with self._http().request(
-                method, path, params=params, data=data, headers=headers
-            ) as resp:
-                text = await resp.text()
-                try:
-                    payload = json.loads(text) if text else {}
-                except ValueError:
-                    # Not every answer is JSON: an unknown API group is a plain-text 404.
-                    payload = {"message": text.strip()[:500]}
-                if resp.status >= 400:
-                    _raise_for(resp.status, payload, f"{method} {path} on {self.name}")
-                return payload
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise Unreachable(
-                reason="Unreachable",
-                message=f"cannot reach {self.config.server} ({self.name}): "
-                        f"{exc or type(exc).__name__}"
-            ) from exc
+        extra = {"Content-Type": content_type} if data is not None else {}
+        renewed, throttled = False, 0
+        while True:
+            session, cred = await self._connect()
+            try:
+                async with session.request(
+                    method, path, params=params, data=data, headers={**extra, **self._auth(cred)},
+                    server_hostname=self.config.tls_server_name,
+                ) as resp:
+                    status, headers, text = resp.status, resp.headers, await resp.text()
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise self._unreachable(exc, f"{method} {path}") from exc
+            if status == 401 and not renewed:
+                renewed = True  # once: the credential may have expired or been rotated
+                if await self.auth.renew(cred):
+                    continue
+            wait = kubehttp.retry_after(status, headers, throttled)
+            if wait is not None:
+                throttled += 1
+                self.throttled += 1
+                await asyncio.sleep(wait)
+                continue
+            try:
+                payload = json.loads(text) if text else {}
+            except ValueError:
+                # Not every answer is JSON: an unknown API group is a plain-text 404.
+                payload = {"message": text.strip()[:500]}
+            if status >= 400:
+                _raise_for(status, payload, f"{method} {path} on {self.name}", cred)
+            return payload
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -189,9 +277,25 @@ class Client:
     ) -> tuple[ObjList, str]:
         """The items and the list's resourceVersion, to start a watch from."""
         res = await self.resource(api_version, kind)
-        params = {"labelSelector": label_selector} if label_selector else None
-        doc = await self.request("GET", res.path(namespace), params=params)
-        items: ObjList = doc.get("items", [])
+        params = {"labelSelector": label_selector} if label_selector else {}
+        items: ObjList = []
+        token = ""
+        while True:
+            page = {**params, "limit": str(self.page_size)}
+            if token:
+                page["continue"] = token
+            try:
+                doc = await self.request("GET", res.path(namespace), params=page)
+            except ApiError as exc:
+                if exc.status != 410 or not token:
+                    raise
+                # The continue token expired (compaction): list again, in one piece.
+                doc = await self.request("GET", res.path(namespace), params=params or None)
+                items = []
+            items.extend(doc.get("items") or [])
+            token = str((doc.get("metadata") or {}).get("continue") or "")
+            if not token:
+                break
         for item in items:  # list items lack apiVersion/kind; callers want whole objects
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
@@ -263,12 +367,16 @@ class Client:
             params["resourceVersion"] = resource_version
         self.requests["WATCH"] = self.requests.get("WATCH", 0) + 1
         timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
+        session, cred = await self._connect()
         try:
-            async with self._http().get(res.path(namespace), params=params,
-                                        timeout=timeout) as resp:
+            async with session.get(res.path(namespace), params=params, timeout=timeout,
+                                   headers=self._auth(cred),
+                                   server_hostname=self.config.tls_server_name) as resp:
+                if resp.status == 401:
+                    await self.auth.renew(cred)  # the next attempt carries a fresh one
                 if resp.status >= 400:
                     _raise_for(resp.status, await resp.json(content_type=None),
-                               f"WATCH {res.plural} on {self.name}")
+                               f"WATCH {res.plural} on {self.name}", cred)
                 async for line in resp.content:
                     if not line.strip():
                         continue
@@ -279,9 +387,7 @@ class Client:
                                    f"WATCH {res.plural} on {self.name}")
                     yield event["type"], event["object"]
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise Unreachable(
-                reason="Unreachable", message=f"{self.name}: watch {res.plural}: {exc}"
-            ) from exc
+            raise self._unreachable(exc, f"{self.name}: watch {res.plural}") from exc
 
     async def version(self) -> str:
         doc = await self.request("GET", "/version")

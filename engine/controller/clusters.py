@@ -5,6 +5,12 @@ out its own backoff and never holds up the others. Facts (node count, GPU
 products and counts) come from node labels and capacity; a change in facts
 or readiness re-queues the profiles, since CEL selectors may read them.
 Status is written only when something other than the probe time changed.
+
+A kubeconfig the controller cannot use, or an API server that refuses it,
+shows as Ready=False with a reason naming the cause (InvalidKubeconfig,
+ExecPluginNotFound/Failed/BadOutput, Unauthorized, CredentialsExpired,
+TLSVerifyFailed, Unreachable; see docs/kubeconfigs.md). A kubeconfig that
+turns TLS verification off is used, with a warning condition `InsecureTLS`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from engine.controller import context, reporting
 from engine.model import conditions
 
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
+INSECURE_TLS = "InsecureTLS"
+INSECURE_MESSAGE = ("the kubeconfig sets insecure-skip-tls-verify: the API server's certificate is "
+                    "not verified; give certificate-authority-data instead")
 
 
 def facts_from_nodes(nodes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -52,8 +61,10 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
             now=reporting.now())
         await _write(ctx, cluster, status)
         return None
+    insecure: bool | None = None  # unknown until the kubeconfig parsed
     try:
         conn = await ctx.connection(cluster)
+        insecure = conn.config.insecure
         version = await conn.client.version()
         nodes = await conn.client.list("v1", "Node")
     except errors.FlotillaError as exc:
@@ -62,26 +73,48 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
         status.update(ready=False, connection={
             "state": "Unreachable", "failures": failures, "message": message,
             "lastProbeTime": reporting.now()})
-        status["conditions"] = conditions.set_condition(
+        status["conditions"] = _tls_condition(conditions.set_condition(
             old.get("conditions"), type="Ready", status=False, reason=reason, message=message,
-            observed_generation=gen, now=reporting.now())
+            observed_generation=gen, now=reporting.now()), insecure, gen)
         if await _write(ctx, cluster, status):
             await ctx.recorder.event(cluster, type="Warning", reason=reason, message=message)
+            await _warn_insecure(ctx, cluster, old, insecure)
         # Exponential backoff per cluster: 2, 4, 8 … seconds, capped.
         return min(2.0 ** min(failures, 6), ctx.settings.max_backoff)
     facts = facts_from_nodes(nodes)
     status.update(ready=True, version=version, facts=facts, connection={
         "state": "Healthy", "failures": 0, "message": "", "lastProbeTime": reporting.now()})
     status["observedGeneration"] = gen
-    status["conditions"] = conditions.set_condition(
+    status["conditions"] = _tls_condition(conditions.set_condition(
         old.get("conditions"), type="Ready", status=True, reason="Connected",
         message=f"{version}, {facts['nodes']} nodes, {facts['gpuTotal']} GPUs",
-        observed_generation=gen, now=reporting.now())
+        observed_generation=gen, now=reporting.now()), insecure, gen)
     became_ready = not old.get("ready")
-    if await _write(ctx, cluster, status) and became_ready:
-        await ctx.recorder.event(cluster, type="Normal", reason="Connected",
-                                 message=f"connected: {version}")
+    if await _write(ctx, cluster, status):
+        if became_ready:
+            await ctx.recorder.event(cluster, type="Normal", reason="Connected",
+                                     message=f"connected: {version}")
+        await _warn_insecure(ctx, cluster, old, insecure)
     return ctx.settings.probe_interval
+
+
+def _tls_condition(conds: list[dict[str, Any]], insecure: bool | None,
+                   gen: int | None) -> list[dict[str, Any]]:
+    """InsecureTLS=True while the kubeconfig skips TLS verification; absent otherwise."""
+    if insecure is None:
+        return conds  # the kubeconfig did not parse: nothing new to say about it
+    if not insecure:
+        return [c for c in conds if c.get("type") != INSECURE_TLS]
+    return conditions.set_condition(conds, type=INSECURE_TLS, status=True,
+                                    reason="InsecureSkipTLSVerify", message=INSECURE_MESSAGE,
+                                    observed_generation=gen, now=reporting.now())
+
+
+async def _warn_insecure(ctx: context.Context, cluster: dict[str, Any], old: dict[str, Any],
+                         insecure: bool | None) -> None:
+    if insecure and not conditions.is_true(old.get("conditions"), INSECURE_TLS):
+        await ctx.recorder.event(cluster, type="Warning", reason="InsecureSkipTLSVerify",
+                                 message=INSECURE_MESSAGE)
 
 
 async def _write(ctx: context.Context, cluster: dict[str, Any], status: dict[str, Any]) -> bool:
