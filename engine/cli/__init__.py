@@ -8,6 +8,7 @@ only when that command runs:
     plan        plan — what a profile would change now, per cluster
     rollout     rollout status|history|pause|resume|approve|undo
     catalog     catalog lint — catalog entries against their real charts
+    convert     convert — Sveltos YAML to Flotilla YAML (engine.convert)
     demo        demo — the main job on a local fleet, offline
     devfleet    testbin path, dev-fleet up|down|status — local control planes
 
@@ -165,6 +166,12 @@ def parser() -> argparse.ArgumentParser:
     again.add_argument("--cluster", default=None, help="only this workload cluster")
     again.add_argument("--kubeconfig", required=True)
     again.set_defaults(func=Lazy("admin", "retry_command"))
+
+    conv = sub.add_parser("convert", help="Sveltos YAML in, Flotilla YAML out (findings on "
+                                          "stderr)")
+    conv.add_argument("-f", "--file", action="append", required=True, metavar="FILE",
+                      help="Sveltos YAML file, - for stdin (repeatable)")
+    conv.set_defaults(func=Lazy("convert", "convert_command"))
 
     cat = sub.add_parser("catalog", help="catalog authoring tools")
     cat_sub = cat.add_subparsers(dest="action", required=True)

@@ -23,6 +23,7 @@ COMMANDS = [
     ["rollout", "status", "p", "--kubeconfig", "k"],
     ["retry", "p", "--kubeconfig", "k"],
     ["catalog", "lint"],
+    ["convert", "-f", "sveltos.yaml"],
 ]
 
 

@@ -1,0 +1,86 @@
+"""Unit tests for engine.convert.fields: the mapping table keeps up with our CRDs and docs.
+
+When a field is added to a CRD in crds/ (say `patches`), the first test fails
+until the table says which Sveltos field feeds it (or that it is ours alone);
+docs/sveltos.md must list every Sveltos field the table knows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from engine.convert import fields, functions, profiles, schema
+from engine.convert.fields import Action
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs" / "sveltos.md"
+
+
+def _spec_fields(crd_file: str) -> set[str]:
+    crd: dict[str, Any] = yaml.safe_load((ROOT / "crds" / crd_file).read_text())
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return set(root["properties"]["spec"]["properties"])
+
+
+class TestTableCoversTheCRDs:
+    """Every top-level spec field our CRDs accept is fed by the table or ours alone."""
+
+    @pytest.mark.parametrize("crd_file", ["flotilla.dev_clusterprofiles.yaml",
+                                          "flotilla.dev_profiles.yaml"])
+    def test_profile_fields(self, crd_file: str) -> None:
+        known = fields.targets(fields.PROFILE_SPEC) | fields.PROFILE_OURS
+        assert _spec_fields(crd_file) - known == set()
+
+    def test_workload_cluster_fields(self) -> None:
+        known = fields.targets(fields.CLUSTER_SPEC) | fields.CLUSTER_OURS
+        assert _spec_fields("flotilla.dev_workloadclusters.yaml") - known == set()
+
+    def test_ours_alone_are_not_sveltos_fields(self) -> None:
+        assert fields.PROFILE_OURS.isdisjoint(fields.PROFILE_SPEC)
+
+
+class TestTableIsConsistent:
+    """Each rule can be carried out."""
+
+    def test_every_convert_rule_has_its_converter(self) -> None:
+        wanted = {name for name, rule in fields.PROFILE_SPEC.items()
+                  if rule.action is Action.CONVERT}
+        assert wanted == set(profiles.CONVERTERS)
+
+    def test_every_rule_but_pass_says_how(self) -> None:
+        for table in (fields.PROFILE_SPEC, fields.CLUSTER_SPEC):
+            for name, rule in table.items():
+                assert rule.action is Action.PASS or rule.how, name
+
+
+class TestDocs:
+    """docs/sveltos.md lists every Sveltos field and every translated function."""
+
+    @pytest.mark.parametrize("table", ["PROFILE_SPEC", "CLUSTER_SPEC"])
+    def test_compatibility_table_lists_every_field(self, table: str) -> None:
+        rows = {line.split("|")[1].strip().strip("`") for line in DOCS.read_text().splitlines()
+                if line.startswith("| `")}
+        assert set(getattr(fields, table)) - rows == set()
+
+    def test_status_says_whether_convert_carries_the_field(self) -> None:
+        ours = schema.properties(schema.spec_schema("ClusterProfile"))
+        rows = [line.split("|") for line in DOCS.read_text().splitlines()
+                if line.startswith("| `")]
+        checked = 0
+        for row in rows:
+            name, status = row[1].strip().strip("`"), row[2].strip()
+            rule = fields.PROFILE_SPEC.get(name)
+            if rule is None:
+                continue
+            carried = rule.action is not Action.UNSUPPORTED and (rule.to or name) in ours
+            assert status.startswith("not supported") == (not carried), name
+            checked += 1
+        assert checked == len(fields.PROFILE_SPEC)
+
+    def test_every_translated_function_is_documented(self) -> None:
+        text = DOCS.read_text()
+        assert [name for name in functions.names() if f"`{name}`" not in text] == []
