@@ -1,30 +1,49 @@
-"""Health checks: CEL expressions over the live objects a release deployed.
+"""Health checks: named CEL rules and Lua scripts over the live objects a check selects.
 
 Used by the ClusterSummary reconciler after a deploy (catalog `healthChecks`
 and profile `validateHealths`) and by the rollout gates, which wait for
 "healthy for minSuccessTime". The adapter lists the objects a check names;
-this module only judges them. Pure: objects come in as plain dicts.
+this module only judges them. Pure: objects come in as plain dicts (the Lua
+runner, `engine.health_lua`, embeds its own interpreter and does no I/O).
 
-Rules (docs/api.md): the expression sees `object` and must return a bool;
-every matched object must pass; no matched object means "not healthy yet".
-An object the expression cannot be evaluated on (a status field not written
-yet) is unhealthy, with the reason in the message, never a crash.
+Rules (Sveltos' ValidateHealth, docs/api.md): every selected object must be
+healthy, and no selected object means "not healthy yet". For one object, a
+`script` runs first: its `evaluate()` must return healthy = true. Then the
+`evaluateCEL` rules run in order, seeing the object as `resource` (Sveltos'
+name; `object` works too): the first that returns true makes the object
+healthy and is named in the message; a rule that fails to evaluate (a status
+field not written yet) is skipped; none true means not healthy. A check with
+neither script nor rules only asks that the objects exist. A rule that does
+not compile, or a script with a syntax error, is a SpecError: no object could
+ever pass.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from engine import select
+from engine import errors, health_lua, select
 from engine.model import types
+
+REASON = "InvalidHealthCheck"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class HealthResult:
     healthy: bool
     message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Verdict:
+    """One object's verdict; `rule` names the CEL rule that decided, if one did."""
+
+    healthy: bool
+    why: str = ""
+    rule: str = ""
 
 
 def evaluate(
@@ -36,28 +55,74 @@ def evaluate(
     """Judge `objects` with `check`.
 
     `field` is the spec path of the check ("spec.validateHealths[0]", or the
-    catalog's "spec.healthChecks[1]"); a compile error names its evaluateCEL.
-
-    A CEL expression that does not compile raises SpecError with reason
-    InvalidHealthCheck, since no object could ever pass it.
+    catalog's "spec.healthChecks[1]"); a compile error names its rule or script.
     """
-    program = select.compile_cel(
-        check.evaluate_cel, field=f"{field}.evaluateCEL", reason="InvalidHealthCheck"
-    )
+    if check.job_check is not None:
+        return HealthResult(healthy=False, message=(
+            f"{check.name}: jobCheck is not supported by Flotilla (a Sveltos Enterprise check);"
+            " this check cannot pass"))
+    rules = [(rule.name, select.compile_cel(rule.rule, field=f"{field}.evaluateCEL[{i}].rule",
+                                            reason=REASON))
+             for i, rule in enumerate(check.evaluate_cel)]
+    if check.script:
+        syntax = health_lua.syntax_error(check.script)
+        if syntax is not None:
+            raise errors.SpecError(f"the Lua script does not compile: {syntax}",
+                                   field=f"{field}.script", reason=REASON)
     if not objects:
         return HealthResult(healthy=False, message=f"{check.name}: no {check.kind} matched")
     failures: list[str] = []
+    deciders: collections.Counter[str] = collections.Counter()
     for obj in objects:
-        try:
-            if not program.evaluate(variable="object", value=obj):
-                failures.append(f"{_name(check, obj)} is not healthy yet")
-        except select.CelEvaluationError as error:
-            failures.append(f"{_name(check, obj)} cannot be evaluated yet ({error})")
+        verdict = _judge(check, rules, obj)
+        if not verdict.healthy:
+            failures.append(verdict.why)
+        elif verdict.rule:
+            deciders[verdict.rule] += 1
     if failures:
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         return HealthResult(healthy=False, message=f"{check.name}: {failures[0]}{more}")
-    noun = check.kind if len(objects) == 1 else f"{len(objects)} {check.kind} objects"
-    return HealthResult(healthy=True, message=f"{check.name}: {noun} healthy")
+    noun = _name(check, objects[0]) if len(objects) == 1 else \
+        f"{len(objects)} {check.kind} objects"
+    return HealthResult(healthy=True, message=f"{check.name}: {noun} healthy{_by(deciders)}")
+
+
+def _judge(check: types.HealthCheck, rules: Sequence[tuple[str, select.CelProgram]],
+           obj: Mapping[str, Any]) -> _Verdict:
+    """One object: the script first, then the first CEL rule that returns true."""
+    who = _name(check, obj)
+    if check.script:
+        try:
+            lua = health_lua.evaluate(check.script, obj)
+        except health_lua.LuaScriptError as error:
+            return _Verdict(False, f"{who} cannot be judged: {error}")
+        if not lua.healthy:
+            because = f": {lua.message}" if lua.message else ""
+            return _Verdict(False, f"{who} is not healthy{because}")
+    if not rules:
+        return _Verdict(True)
+    skipped: list[str] = []
+    for name, program in rules:
+        try:
+            if program.evaluate(variable="resource", value=obj, aliases=("object",)):
+                return _Verdict(True, rule=name)
+        except select.CelEvaluationError as error:
+            skipped.append(f"{name}: {error}")
+    names = ", ".join(name for name, _ in rules)
+    noun = "rule" if len(rules) == 1 else "rules"
+    why = f"{who} is not healthy yet (no {noun} returned true: {names})"
+    if skipped:
+        why += f"; could not evaluate {'; '.join(skipped)}"
+    return _Verdict(False, why)
+
+
+def _by(deciders: collections.Counter[str]) -> str:
+    """" (rule ready)", or " (rules ready: 2, progressing: 1)" when several decided."""
+    if not deciders:
+        return ""
+    if len(deciders) == 1:
+        return f" (rule {next(iter(deciders))})"
+    return " (rules " + ", ".join(f"{name}: {n}" for name, n in deciders.most_common()) + ")"
 
 
 def worst(results: Iterable[HealthResult]) -> HealthResult:

@@ -118,9 +118,12 @@ class CelProgram:
     expression: str
     runner: celpy.Runner
 
-    def evaluate(self, *, variable: str, value: Mapping[str, Any]) -> bool:
-        """Evaluate with `value` bound to `variable`; raise CelEvaluationError unless a bool."""
-        activation = {variable: _to_cel(value)}
+    def evaluate(self, *, variable: str, value: Mapping[str, Any],
+                 aliases: Sequence[str] = ()) -> bool:
+        """Evaluate with `value` bound to `variable` (and to each of `aliases`); raise
+        CelEvaluationError unless the result is a bool."""
+        converted = _to_cel(value)
+        activation = {name: converted for name in (variable, *aliases)}
         try:
             # CompiledRunner executes in celpy.evaluation's module globals
             # (`base_activation`, `CEL`), so concurrent evaluations from

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import deployers, errors, inventory, retry
+from engine import deployers, errors, health, inventory, retry
 from engine.adapters import connections, helm, workload
 from engine.catalog import ReleasePlan
 from engine.controller import context, desired, reporting
 from engine.deployers import base
 from engine.model import limits, types
+from engine.model.healthcheck import FeatureID
 from engine.model.helmopts import HelmOptions
 
 log = logging.getLogger("flotilla.controller")
@@ -42,6 +43,21 @@ class Result:
     reason: str = "Provisioned"
     message: str = ""
     requeue_after: float | None = None
+    checks: list[health.HealthResult] = field(default_factory=list)  # validateHealths
+
+
+# Which summary rows belong to each of Sveltos' features, for validateHealths[].featureID.
+FEATURE_ROWS = {FeatureID.HELM: ("HelmRelease",), FeatureID.RESOURCES: ("Manifests",),
+                FeatureID.KUSTOMIZE: ("Kustomize", "Kustomization")}
+
+
+def _not_deployed(feature: FeatureID | None, rows: list[dict[str, Any]]) -> str:
+    """The rows of `feature` not Provisioned yet, named; "" when all are (or it has none)."""
+    kinds = FEATURE_ROWS.get(feature, ()) if feature else ()
+    waiting = [r["name"] for r in rows if r.get("kind") in kinds
+               and r.get("status") != "Provisioned"]
+    more = f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
+    return ", ".join(waiting[:3]) + more
 
 
 class Deployment:
@@ -168,12 +184,17 @@ class Deployment:
         return result
 
     async def _validate_healths(self, result: Result) -> None:
+        """The profile's validateHealths, each once the feature it follows is deployed."""
         for i, check in enumerate(self.pspec.validate_healths):
-            verdict = await base.check(self.target.conn, check, None,
-                                       f"spec.validateHealths[{i}]")
-            if not verdict.healthy:
-                result.healthy = False
-                result.message = f"validateHealths {check.name}: {verdict.message}"
+            pending = _not_deployed(check.feature_id, result.services)
+            if pending:
+                verdict = health.HealthResult(False, f"{check.name}: waiting for "
+                                              f"{check.feature_id} to be deployed ({pending})")
+            else:
+                verdict = await base.check(self.target.conn, check, None,
+                                           f"spec.validateHealths[{i}]")
+            result.checks.append(verdict)
+            result.healthy = result.healthy and verdict.healthy
 
     def _publisher(self, item: inventory.DesiredItem) -> base.Publish | None:
         if self.write_status is None:
@@ -240,6 +261,10 @@ def conclude(result: Result) -> Result:
     states = [r["status"] for r in result.services]
     unhealthy = [r for r in result.services if r.get("healthy") is False]
     result.healthy = result.healthy and not unhealthy
+    # validateHealths: the failing ones explain an unhealthy summary; the passing ones
+    # (which rule decided) follow a healthy summary's message.
+    checks = [f"validateHealths {c.message}" for c in result.checks
+              if result.healthy or not c.healthy]
     if "Conflict" in states:
         result.phase, result.reason = "Conflict", "Conflict"
         result.message = "; ".join(r["message"] for r in result.services
@@ -261,9 +286,10 @@ def conclude(result: Result) -> Result:
         result.phase = "Provisioned"
         result.reason = "Provisioned" if result.healthy else "Unhealthy"
         if result.healthy:
-            result.message = f"{len(result.services)} services provisioned and healthy"
+            result.message = "; ".join(
+                [f"{len(result.services)} services provisioned and healthy", *checks])
         else:
-            result.message = result.message or "; ".join(
-                f"{r['name']}: {r['message']}" for r in unhealthy)
+            result.message = "; ".join(
+                [*(f"{r['name']}: {r['message']}" for r in unhealthy), *checks])
             result.requeue_after = 2.0
     return result

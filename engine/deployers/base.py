@@ -15,6 +15,7 @@ fetching and progress publishing) — never the controller's whole context.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,11 +104,16 @@ class Deployer(Protocol):
 async def check(conn: connections.Connection, check: types.HealthCheck,
                 default_ns: str | None, where: str) -> health.HealthResult:
     """One health check over the live objects it selects (catalog checks, validateHealths)."""
+    if check.job_check is not None:  # names no objects; evaluate() says it is not supported
+        return health.evaluate(check, [], field=where)
     api_version = f"{check.group}/{check.version}" if check.group else check.version
     try:
         objects = await conn.workload.objects_for(
             api_version=api_version, kind=check.kind, namespace=check.namespace or default_ns,
-            name=check.object_name, label_selector=check.label_selector)
+            name=check.object_name, label_selector=check.list_selector)
     except kube.NotFound as exc:  # the kind is not served (yet): not healthy, not an error
         return health.HealthResult(False, str(exc))
+    if check.script:
+        # A Lua script may take up to its time limit per object: off the event loop.
+        return await asyncio.to_thread(health.evaluate, check, objects, field=where)
     return health.evaluate(check, objects, field=where)

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from engine import api
+from engine.model.schema_health import health_check
 from engine.model.schema_helm import helm_options
 from engine.model.schema_parts import (
     AGE,
@@ -42,7 +43,6 @@ from engine.model.schema_parts import (
     coordinates,
     count,
     free_form,
-    health_check,
     helm_chart,
     int_or_percent,
     integer,
@@ -142,7 +142,7 @@ def catalog_service_spec() -> Schema:
                                     "service; a profile's services[].options win field by "
                                     "field.", profile=False),
         "healthChecks": array("Checks that must pass before the service counts as healthy.",
-                              health_check("A health check."), max_items=64),
+                              health_check("A health check.", profile=False), max_items=64),
         "parameters": array("Named knobs that map onto values paths.", parameter, max_items=64,
                             rules=[rule(UNIQUE_NAMES, "parameter names must be unique")]),
         "versions": array("Deployable versions; the first is shown as LATEST.", version,

@@ -1,7 +1,7 @@
 """Building blocks for the CRD schemas assembled in `engine.model.schema`.
 
 Small constructors for structural OpenAPI v3 schema nodes, the shapes several
-kinds share (LabelSelector, Condition, HealthCheck, IntOrPercent, durations,
+kinds share (LabelSelector, Condition, IntOrPercent, durations,
 ConfigMap/Secret references) and the larger pieces of the profile spec
 (helmCharts entries, rollout), so that `schema.py` reads like docs/api.md.
 Pure data: no I/O, no kubernetes imports. Only `engine.model.schema` uses it.
@@ -201,25 +201,6 @@ def conditions(types: str) -> Schema:
         "observedGeneration": count("metadata.generation the condition reflects.", fmt="int64"),
     }, required=("type", "status"))
     return array(f"Standard conditions: {types}.", condition, max_items=32, map_keys=("type",))
-
-
-def health_check(description: str) -> Schema:
-    """A CEL check over live objects: every matched object must pass; none matched = not yet."""
-    return obj(description, {
-        "name": string("Name of the check, shown in status and events.", max_length=NAME_LEN),
-        "group": string('API group; "" (the default) is the core group.', default="",
-                        max_length=NAME_LEN),
-        "version": string("API version, e.g. v1.", max_length=LABEL_LEN),
-        "kind": string("Kind, e.g. Deployment.", max_length=LABEL_LEN),
-        "namespace": string("Namespace; empty for cluster-scoped kinds.", max_length=LABEL_LEN),
-        "objectName": string("One object by name; omit to match by labelSelector, or all of "
-                             "the kind in the namespace.", max_length=NAME_LEN),
-        "labelSelector": string("Label selector in kubectl syntax, e.g. app=web,tier in (a,b).",
-                                max_length=TEXT_LEN),
-        "evaluateCEL": string("CEL over `object` (the live object as a map) that returns true "
-                              "when healthy, e.g. object.status.availableReplicas == "
-                              "object.spec.replicas.", min_length=1, max_length=CEL_LEN),
-    }, required=("name", "version", "kind", "evaluateCEL"))
 
 
 def object_ref(description: str, *, kinds: Sequence[str] = ()) -> Schema:

@@ -19,7 +19,9 @@ from typing import Any, Self
 from engine import errors
 from engine.model import quantities
 from engine.model._fields import Reader
+from engine.model.healthcheck import HealthCheck as HealthCheck
 from engine.model.helmopts import HelmOptions
+from engine.model.patchspec import PatchSpec
 
 
 class SelectorOperator(enum.StrEnum):
@@ -115,32 +117,6 @@ class ClusterRef:
     def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
         r = Reader(data, field)
         return cls(name=r.required_text("name"), namespace=r.text("namespace"))
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class HealthCheck:
-    name: str
-    version: str
-    kind: str
-    evaluate_cel: str
-    group: str = ""
-    namespace: str | None = None
-    object_name: str | None = None
-    label_selector: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
-        r = Reader(data, field)
-        return cls(
-            name=r.required_text("name"),
-            group=r.text("group"),
-            version=r.required_text("version"),
-            kind=r.required_text("kind"),
-            namespace=r.optional_text("namespace"),
-            object_name=r.optional_text("objectName"),
-            label_selector=r.optional_text("labelSelector"),
-            evaluate_cel=r.required_text("evaluateCEL"),
-        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -297,9 +273,35 @@ class ValuesFrom:
         )
 
 
+class DeploymentType(enum.StrEnum):
+    REMOTE = "Remote"  # the workload cluster
+    LOCAL = "Local"  # the management cluster
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PolicyRef(ValuesFrom):
-    pass
+    """A ConfigMap/Secret of manifests; `tier` ranks it against the profile's other refs."""
+
+    tier: int = 100
+    deployment_type: DeploymentType = DeploymentType.REMOTE
+    skip_namespace_creation: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        tier = r.integer("tier", default=100)
+        if tier < 1:
+            raise errors.SpecError(f"tier must be at least 1, got {tier}", field=r.at("tier"))
+        return cls(
+            kind=r.enum("kind", ReferenceKind),
+            name=r.required_text("name"),
+            namespace=r.text("namespace"),
+            optional=r.flag("optional"),
+            tier=tier,
+            deployment_type=r.enum("deploymentType", DeploymentType,
+                                   default=DeploymentType.REMOTE),
+            skip_namespace_creation=r.flag("skipNamespaceCreation"),
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -461,6 +463,11 @@ class ProfileSpec:
     validate_healths: tuple[HealthCheck, ...] = ()
     drift_exclusions: tuple[DriftExclusion, ...] = ()
     rollout: RolloutSpec | None = None
+    extra_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    extra_annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    patches: tuple[PatchSpec, ...] = ()
+    patches_from: tuple[ValuesFrom, ...] = ()
+    max_consecutive_failures: int | None = None  # None: the default (retry.MAX_…)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
@@ -490,4 +497,19 @@ class ProfileSpec:
             validate_healths=r.objects("validateHealths", HealthCheck),
             drift_exclusions=r.objects("driftExclusions", DriftExclusion),
             rollout=r.optional_object("rollout", RolloutSpec),
+            extra_labels=r.string_map("extraLabels"),
+            extra_annotations=r.string_map("extraAnnotations"),
+            patches=r.objects("patches", PatchSpec),
+            patches_from=r.objects("patchesFrom", ValuesFrom),
+            max_consecutive_failures=_positive(r, "maxConsecutiveFailures"),
         )
+
+
+def _positive(r: Reader, key: str) -> int | None:
+    """An optional integer that must be at least 1 when given."""
+    if r.data.get(key) is None:
+        return None
+    value = r.integer(key)
+    if value < 1:
+        raise errors.SpecError(f"must be at least 1, got {value}", field=r.at(key))
+    return value

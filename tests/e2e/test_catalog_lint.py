@@ -76,7 +76,7 @@ def test_a_wrong_parameter_path_and_an_impossible_health_check_fail(
     time_slicing["path"] = "timeSlicing.replicas"  # what the catalog said before
     spec["healthChecks"].append({"name": "nic-policy", "group": "mellanox.com",
                                  "version": "v1alpha1", "kind": "NicClusterPolicy",
-                                 "evaluateCEL": "true"})
+                                 "evaluateCEL": [{"name": "always", "rule": "true"}]})
     (tmp_path / "gpu-operator.yaml").write_text(yaml.safe_dump(document))
 
     proc = lint(tmp_path, mirror_flags)

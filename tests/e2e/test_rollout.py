@@ -102,8 +102,8 @@ class TestMaxUpdate:
         ro.spec_extra += f"""
   validateHealths:
   - {{name: released, version: v1, kind: ConfigMap, namespace: {ro.ns}, objectName: app,
-      evaluateCEL: "object.data.version == '2' && has(object.metadata.labels) &&
-                    'released' in object.metadata.labels"}}
+      evaluateCEL: [{{name: released, rule: "resource.data.version == '2' &&
+                    has(resource.metadata.labels) && 'released' in resource.metadata.labels"}}]}}
 """
         ro.publish(2)
         seen: list[int] = []
@@ -175,13 +175,15 @@ _HEALTH = """  validateHealths:
     kind: Deployment
     labelSelector: flotilla.dev/managed-by=flotilla
     namespace: NS
-    evaluateCEL: >-
-      has(object.status.observedGeneration) &&
-      object.status.observedGeneration >= object.metadata.generation &&
-      has(object.status.updatedReplicas) &&
-      object.status.updatedReplicas == object.spec.replicas &&
-      has(object.status.availableReplicas) &&
-      object.status.availableReplicas == object.spec.replicas
+    evaluateCEL:
+    - name: available
+      rule: >-
+        has(resource.status.observedGeneration) &&
+        resource.status.observedGeneration >= resource.metadata.generation &&
+        has(resource.status.updatedReplicas) &&
+        resource.status.updatedReplicas == resource.spec.replicas &&
+        has(resource.status.availableReplicas) &&
+        resource.status.availableReplicas == resource.spec.replicas
 """
 
 

@@ -29,7 +29,7 @@ def entry(
                 "version": "v1",
                 "group": "apps",
                 "kind": "Deployment",
-                "evaluateCEL": "true",
+                "evaluateCEL": [{"name": "always", "rule": "true"}],
             }
         ],
         "versions": [

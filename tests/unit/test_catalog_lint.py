@@ -217,8 +217,9 @@ class TestParameters:
 
 
 def health(kind: str, group: str = "apps", version: str = "v1", **extra: Any) -> types.HealthCheck:
+    always = [{"name": "always", "rule": "true"}]
     return types.HealthCheck.from_dict({"name": "h", "group": group, "version": version,
-                                        "kind": kind, "evaluateCEL": "true", **extra})
+                                        "kind": kind, "evaluateCEL": always, **extra})
 
 
 def obj(api_version: str, kind: str, name: str, namespace: str | None = None,

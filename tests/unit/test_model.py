@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engine import errors
-from engine.model import conditions, quantities, types
+from engine.model import conditions, healthcheck, quantities, types
 
 
 class TestErrors:
@@ -237,7 +237,9 @@ class TestProfileSpec:
                         "version": "v1",
                         "group": "apps",
                         "kind": "Deployment",
-                        "evaluateCEL": "true",
+                        "featureID": "Helm",
+                        "labelFilters": [{"key": "app", "operation": "Equal", "value": "web"}],
+                        "evaluateCEL": [{"name": "always", "rule": "true"}],
                     }
                 ],
                 "driftExclusions": [
@@ -262,7 +264,10 @@ class TestProfileSpec:
         assert spec.helm_charts[0].values_from[0].optional
         assert spec.policy_refs[0].kind is types.ReferenceKind.SECRET
         assert spec.sync_mode is types.SyncMode.CONTINUOUS_WITH_DRIFT_DETECTION
-        assert spec.validate_healths[0].evaluate_cel == "true"
+        [check] = spec.validate_healths
+        assert check.evaluate_cel == (healthcheck.CelRule(name="always", rule="true"),)
+        assert check.feature_id is healthcheck.FeatureID.HELM
+        assert check.list_selector == "app=web"
         assert spec.drift_exclusions[0].target == types.DriftExclusionTarget(kind="Deployment")
         assert spec.rollout is not None
         assert spec.rollout.stages[0].approval is types.Approval.MANUAL
