@@ -102,11 +102,12 @@ def _object_findings(
     if check.object_name:
         wanted.append(f"named {check.object_name}")
         candidates = [obj for obj in candidates if _name(obj) == check.object_name]
-    if check.label_selector:
-        requirements = labels.parse(check.label_selector)
+    selector = check.list_selector  # labelSelector and labelFilters together
+    if selector:
+        requirements = labels.parse(selector)
         if requirements is None:
             return []  # set-based selector: not judged here
-        wanted.append(f"labelled {check.label_selector}")
+        wanted.append(f"labelled {selector}")
         candidates = [obj for obj in candidates
                       if labels.matches(_labels(obj), match_expressions=requirements)]
     if candidates:

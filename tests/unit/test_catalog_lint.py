@@ -276,8 +276,10 @@ class TestHealthCheckKinds:
         {"objectName": "gpu-operator-typo"},
         {"namespace": "kube-system"},
         {"labelSelector": "app.kubernetes.io/instance=other"},
+        {"labelFilters": [{"key": "app.kubernetes.io/instance", "operation": "Different",
+                           "value": "gpu-operator"}]},
     ])
-    def test_rendered_kind_but_no_such_object_is_a_warning(self, extra: dict[str, str]) -> None:
+    def test_rendered_kind_but_no_such_object_is_a_warning(self, extra: dict[str, Any]) -> None:
         [finding] = kinds(health("Deployment", **extra))
         assert finding.severity == "warning"
         assert "rendered: gpu-operator/gpu-operator" in finding.message
@@ -286,3 +288,5 @@ class TestHealthCheckKinds:
         # kubectl syntax is parsed and matched by engine.labels (tests/unit/test_labels.py).
         assert kinds(health("Deployment", labelSelector="app.kubernetes.io/instance")) == []
         assert kinds(health("Deployment", labelSelector="tier in (a, b)")) == []  # not judged
+        has = [{"key": "app.kubernetes.io/instance", "operation": "Has"}]
+        assert kinds(health("Deployment", labelFilters=has)) == []
