@@ -344,6 +344,35 @@ spec:
       {{- end }}
 """
 
+# templateResourceRefs: a management-cluster ConfigMap, named per cluster, feeds the values.
+TEMPLATE_RESOURCE_REFS = """
+apiVersion: config.projectsveltos.io/v1beta1
+kind: ClusterProfile
+metadata:
+  name: per-cluster-settings
+spec:
+  clusterSelector:
+    matchLabels: {env: fv}
+  templateResourceRefs:
+  - identifier: Settings
+    resource:
+      apiVersion: v1
+      kind: ConfigMap
+      name: "{{ .Cluster.metadata.name }}-settings"
+      namespace: default
+  helmCharts:
+  - repositoryURL:    https://charts.example.org/apps
+    repositoryName:   apps
+    chartName:        apps/standin-app
+    chartVersion:     0.1.0
+    releaseName:      configured-app
+    releaseNamespace: apps
+    values: |
+      replicas: {{ (getResource "Settings").data.replicas | default "1" | int }}
+      data:
+        owner: {{ (getResource "Settings").data.owner | quote }}
+"""
+
 EXAMPLES = {
     "kyverno": KYVERNO,
     "policy-refs": POLICY_REFS,
@@ -356,4 +385,5 @@ EXAMPLES = {
     "cluster-refs": CLUSTER_REFS,
     "sveltos-cluster": SVELTOS_CLUSTER,
     "profile-templated": PROFILE_TEMPLATED,
+    "template-resource-refs": TEMPLATE_RESOURCE_REFS,
 }

@@ -13,6 +13,10 @@ Rules:
   translated, references reshaped.
 - UNSUPPORTED: not carried over; reported, unless the value is Sveltos's
   default (`default`), which loses nothing.
+A field our schema accepts but whose description says Flotilla reports it as
+Unsupported (accepted, not acted on yet) is carried over with a finding to
+review (`engine.convert.schema.unhonoured`), so that finding follows the
+schema as features land.
 
 A PASS/CONVERT field that this version's schema does not have yet is
 reported as not carried over at conversion time (`engine.convert.schema`),
@@ -68,16 +72,14 @@ PROFILE_SPEC: dict[str, Rule] = {
                                 "(`env=prod,tier in (a,b)`) becomes matchLabels/matchExpressions"),
     "clusterRefs": _convert("kept as {namespace, name} of a WorkloadCluster; a CAPI Cluster "
                             "must be registered as a WorkloadCluster of the same name"),
-    "setRefs": _unsupported("ClusterSets/Sets do not exist in Flotilla; select the clusters "
-                            "with clusterSelector or clusterRefs", default=[]),
+    "setRefs": PASS,
     "syncMode": PASS,
     "tier": PASS,
     "continueOnConflict": PASS,
     "continueOnError": PASS,
     "maxUpdate": _convert('"N%" passes; a number written as a string becomes a number'),
     "stopMatchingBehavior": PASS,
-    "reloader": _unsupported("rolling restarts on mounted ConfigMap/Secret changes are not "
-                             "supported yet", default=False),
+    "reloader": PASS,
     "templateResourceRefs": _convert("resource name/namespace templates translated to Jinja2"),
     "dependsOn": PASS,
     "policyRefs": _convert("ConfigMap/Secret refs pass; Flux sources (GitRepository, "

@@ -210,6 +210,12 @@ def _identity(name: str) -> Handler:
     return handler
 
 
+def _get(args: list[str], nodes: Sequence[Any]) -> str:
+    _arity("get", args, 2)
+    # sprig's get gives "" for a missing key.
+    return f'{atom(args[0])}.get({args[1]}, "")'
+
+
 def _empty(args: list[str], nodes: Sequence[Any]) -> str:
     _arity("empty", args, 1)
     return f"not {atom(args[0])}"
@@ -232,6 +238,7 @@ _TABLE: dict[str, Handler] = {
     "toYaml": _filter("toYaml", "tojson"),
     "toJson": _filter("toJson", "tojson"),
     "toPrettyJson": _filter("toPrettyJson", "tojson", "(2)"),
+    "toRawJson": _filter("toRawJson", "tojson"),
     "indent": _indent(newline=False),
     "nindent": _indent(newline=True),
     "trimSuffix": _method("trimSuffix", "removesuffix"),
@@ -244,6 +251,7 @@ _TABLE: dict[str, Handler] = {
     "join": _join,
     "splitList": _split_list,
     "index": _index,
+    "get": _get,
     "printf": _printf,
     "getResource": _get_resource,
     "eq": _eq,

@@ -27,6 +27,7 @@ _NUMBER = re.compile(r"[+-]?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO][0-7_]+|"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FIELD = re.compile(r"(\.[A-Za-z_][A-Za-z0-9_]*)+")
 _VARIABLE = re.compile(r"\$[A-Za-z0-9_]*")
+_OPENER = re.compile(r"\{\{-?\s*(if|range|with|define|block)\b")
 
 
 class TemplateSyntaxError(ValueError):
@@ -100,7 +101,11 @@ Node = Field | Variable | Identifier | String | Number | Chain | Pipeline
 
 @dataclasses.dataclass(frozen=True)
 class Action:
-    """One `{{ … }}`: `keyword` is "" for a plain pipeline, else if/else/range/… ."""
+    """One `{{ … }}`: `keyword` is "" for a plain pipeline, else if/else/range/… .
+
+    An action that does not parse has keyword "invalid", the error in `comment` and,
+    when it opens a block, that block's keyword in `chained`.
+    """
 
     keyword: str
     pipeline: Pipeline | None
@@ -119,7 +124,7 @@ Piece = str | Action
 # --- Splitting ------------------------------------------------------------------------------
 
 def split(source: str) -> list[Piece]:
-    """Literal text and actions, in order. Unterminated actions raise TemplateSyntaxError."""
+    """Literal text and actions, in order. An unterminated action raises TemplateSyntaxError."""
     pieces: list[Piece] = []
     pos = 0
     while True:
@@ -131,7 +136,14 @@ def split(source: str) -> list[Piece]:
         if start > pos:
             pieces.append(source[pos:start])
         end = _action_end(source, start)
-        pieces.append(parse_action(source[start:end], start))
+        text = source[start:end]
+        try:
+            pieces.append(parse_action(text, start))
+        except TemplateSyntaxError as error:
+            # One unreadable action is kept as written; the others still translate.
+            opener = _OPENER.match(text)
+            pieces.append(Action("invalid", None, text, start, False, False,
+                                 chained=opener.group(1) if opener else "", comment=str(error)))
         pos = end
 
 

@@ -122,6 +122,10 @@ class _Translator:
 
     def _action(self, action: go.Action) -> str:
         keyword = action.keyword
+        if keyword == "invalid":
+            if action.chained:
+                self.frames.append(_Frame("verbatim", ""))
+            raise Untranslatable(f"not a valid Go template action: {action.comment}")
         if keyword == "comment":
             text = (action.comment or "").strip().replace("#}", "# }")
             return self._tag("{#", text, "#}")

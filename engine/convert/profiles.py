@@ -73,6 +73,8 @@ def convert(document: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
         new = convert_field(value, path, ctx) if convert_field else value
         if new is fit.DROP:
             continue
+        if fit.unhonoured(ours[target]) and not fit.is_empty(value):
+            ctx.report.review(path, fit.UNHONOURED)
         new = fit.fit(new, ours[target], path, ctx.report)
         if new is not fit.DROP:
             converted[target] = new
@@ -275,7 +277,8 @@ def _checks(value: Any, path: str, ctx: Context) -> Any:
     field = path.rsplit(".", 1)[-1]
     ours = fit.properties(fit.properties(fit.spec_schema(ctx.kind)).get(field, {}).get(
         "items") or {})
-    cel_is_list = (ours.get("evaluateCEL") or {}).get("type") == "array"
+    # Only an older schema with a single CEL string needs the rules joined.
+    cel_is_list = (ours.get("evaluateCEL") or {}).get("type") != "string"
     out = []
     for i, check in enumerate(value):
         if not isinstance(check, Mapping):

@@ -48,6 +48,18 @@ def properties(node: Schema) -> Mapping[str, Schema]:
     return props
 
 
+UNHONOURED = ("accepted, but Flotilla does not act on it yet (the profile's Unsupported "
+              "condition names it)")
+_UNHONOURED_MARKS = ("reported as Unsupported", "Unsupported condition")
+
+
+def unhonoured(node: Schema) -> bool:
+    """Whether our schema accepts a field only to report it as Unsupported (its description
+    says so): carried over, it does nothing yet."""
+    description = str(node.get("description") or "")
+    return any(mark in description for mark in _UNHONOURED_MARKS)
+
+
 def is_empty(value: Any) -> bool:
     """A value whose loss loses nothing: unset, false, 0, "" or an empty collection."""
     return value is None or value is False or value == 0 or value in ("", [], {})
@@ -87,6 +99,9 @@ def _object(value: Any, node: Schema, path: str, report: Report) -> Any:
     for key, item in value.items():
         where = f"{path}.{key}"
         if key in props:
+            if unhonoured(props[key]) and not is_empty(item) and \
+                    fields.SUB_DEFAULTS.get(key, DROP) != item:
+                report.review(where, UNHONOURED)
             fitted = fit(item, props[key], where, report)
         elif isinstance(extra, Mapping):
             fitted = fit(item, extra, where, report)

@@ -65,6 +65,8 @@ class TestExpressions:
         ('{{ join "," (getResource "sizes").items }}', "small,large"),
         ('{{ ternary "big" "small" (gt (len .Cluster.metadata.labels) 2) }}', "big"),
         ('{{ $.Cluster.metadata.name }}', "edge-7"),
+        ('{{ get .Cluster.metadata.annotations "none" }}|{{ get .Cluster.metadata.annotations '
+         '"owner" }}', "|team-a"),
         ("{{ `raw {{ text` }}", "raw {{ text"),
         ('{{ "a\\tb" }}', "a\tb"),
     ])
@@ -149,6 +151,11 @@ class TestWhatIsKept:
         result = jinja.translate(go)
         assert not result.complete
         assert all(p.message for p in result.problems)
+
+    def test_an_unreadable_action_does_not_stop_the_others(self) -> None:
+        result = jinja.translate("{{ if 'c' }}a{{ end }}{{ .Cluster.metadata.name }}")
+        assert result.text == "{{ if 'c' }}a{{ end }}{{ cluster.metadata.name }}"
+        assert [p.column for p in result.problems] == [1, 14]
 
     def test_cluster_spec_is_translated_but_flagged(self) -> None:
         result = jinja.translate("{{ .Cluster.spec.topology.version }}")
