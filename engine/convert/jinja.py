@@ -144,7 +144,7 @@ class _Translator:
         if keyword == "if":
             condition = self._guarded(action, lambda: self.pipeline(pipeline))
             self.frames.append(_Frame("if", "endif"))
-            return self._tag("{%", f"if {condition}", "%}")
+            return self._tag("{%", f"if {_lenient(pipeline, condition, 'false')}", "%}")
         if keyword == "range":
             return self._range(action, pipeline)
         if keyword == "with":
@@ -172,30 +172,33 @@ class _Translator:
         return self._tag("{%", f"set {name} = {value}", "%}")
 
     def _range(self, action: go.Action, pipeline: go.Pipeline) -> str:
-        source = self._guarded(action, lambda: self.pipeline(
-            dataclasses.replace(pipeline, declare=())))
-        # Go ranges over a map's values in key order and over a list's items; Jinja over a
-        # dict's keys. Both cases are covered, whatever the value turns out to be.
-        items = (f"({source} | dictsort | map(attribute=1) | list if {source} is mapping "
-                 f"else {source})")
         names = pipeline.declare
         if len(names) > 2 or pipeline.assign:
             self.frames.append(_Frame("verbatim", ""))
             raise Untranslatable("range takes at most two variables, declared with :=")
-        if len(names) == 2:
-            key, value = self._declare(names[0]), self._declare(names[1])
-            pair = self._fresh("entry")
-            pairs = f"({source} | dictsort if {source} is mapping else {source})"
-            head = self._tag("{%", f"for {pair} in {pairs}", "%}", right=False)
-            tail = self._tag("{%", f"set {key}, {value} = ({pair} if {source} is mapping else "
-                             f"(loop.index0, {pair}))", "%}", left=False)
-            self.frames.append(_Frame("range", "endfor", dot_pushed=True))
-            self.dots.append(value)
-            return head + tail
-        var = self._declare(names[0]) if names else self._fresh("item")
+        value = self._guarded(action, lambda: self.pipeline(
+            dataclasses.replace(pipeline, declare=())))
+        source = self._fresh("range")
+        # A missing value ranges over nothing, as nil does in Go.
+        head = self._tag("{%", f"set {source} = {atom(value)} | default([])", "%}", right=False)
+        # Go ranges over a map's values (or key/value pairs) in key order and over a list's
+        # items (or index/item pairs); Jinja over a dict's keys. Both cases are covered,
+        # whatever the value turns out to be.
         self.frames.append(_Frame("range", "endfor", dot_pushed=True))
+        if len(names) == 2:
+            key, item = self._declare(names[0]), self._declare(names[1])
+            pair = self._fresh("entry")
+            self.dots.append(item)
+            return (head
+                    + self._tag("{%", f"for {pair} in ({source} | dictsort if {source} is "
+                                f"mapping else {source})", "%}", left=False, right=False)
+                    + self._tag("{%", f"set {key}, {item} = ({pair} if {source} is mapping "
+                                f"else (loop.index0, {pair}))", "%}", left=False))
+        var = self._declare(names[0]) if names else self._fresh("item")
         self.dots.append(var)
-        return self._tag("{%", f"for {var} in {items}", "%}")
+        return head + self._tag("{%", f"for {var} in ({source} | dictsort | map(attribute=1) "
+                                f"| list if {source} is mapping else {source})", "%}",
+                                left=False)
 
     def _with(self, action: go.Action, pipeline: go.Pipeline) -> str:
         if len(pipeline.declare) > 1 or pipeline.assign:
@@ -206,7 +209,8 @@ class _Translator:
         var = self._declare(pipeline.declare[0]) if pipeline.declare else self._fresh("value")
         self.frames.append(_Frame("with", "endif", dot_pushed=True))
         self.dots.append(var)
-        return (self._tag("{%", f"set {var} = {value}", "%}", right=False)
+        return (self._tag("{%", f"set {var} = {_lenient(pipeline, value, 'none')}", "%}",
+                          right=False)
                 + self._tag("{%", f"if {var}", "%}", left=False))
 
     def _else(self, action: go.Action) -> str:
@@ -221,7 +225,8 @@ class _Translator:
             if frame.keyword != "if":
                 raise Untranslatable("`else if` only follows an if here")
             assert action.pipeline is not None
-            return self._tag("{%", f"elif {self.pipeline(action.pipeline)}", "%}")
+            condition = _lenient(action.pipeline, self.pipeline(action.pipeline), "false")
+            return self._tag("{%", f"elif {condition}", "%}")
         if frame.dot_pushed:
             # The else branch of range and with sees the outer dot again.
             self.dots.pop()
@@ -337,6 +342,16 @@ class _Translator:
     def _problem(self, action: go.Action, message: str, *, kept: bool) -> None:
         line, column = _position(self.source, action.offset)
         self.problems.append(Problem(line, column, action.source, message, kept=kept))
+
+
+def _lenient(pipeline: go.Pipeline, expr: str, empty: str) -> str:
+    """`if .A.b` / `with .A.b` on a missing key is false in Go, not an error: a bare field
+    tested by if or with gets a default."""
+    command = pipeline.commands[-1]
+    if len(pipeline.commands) == 1 and len(command.args) == 1 and \
+            isinstance(command.args[0], (go.Field, go.Variable, go.Chain)):
+        return f"{atom(expr)} | default({empty})"
+    return expr
 
 
 def _path(base: str, path: tuple[str, ...]) -> str:

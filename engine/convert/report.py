@@ -29,8 +29,9 @@ class Finding:
     level: Level = Level.DROPPED
 
     def line(self) -> str:
+        """One line (a template quoted in the message keeps its newlines as \\n)."""
         where = f"{self.document} {self.path}".strip()
-        return f"{where}: {self.level.value}: {self.message}"
+        return f"{where}: {self.level.value}: {self.message}".replace("\n", "\\n")
 
 
 @dataclasses.dataclass

@@ -117,6 +117,12 @@ class TestControl:
               "{{ .Cluster.metadata.name }}{{ end }}")
         assert _render(go) == "team-a/edge-7"
 
+    def test_missing_keys_are_false_and_empty_as_in_go(self) -> None:
+        go = ("{{ if .Cluster.metadata.labels.gpu }}gpu{{ else }}cpu{{ end }}/"
+              "{{ with .Cluster.metadata.labels.gpu }}{{ . }}{{ else }}none{{ end }}/"
+              "{{ range .Cluster.metadata.labels.gpu }}x{{ end }}.")
+        assert _render(go) == "cpu/none/."
+
     def test_variables(self) -> None:
         go = '{{ $name := .Cluster.metadata.name }}{{ $name }}-{{ $name | upper }}'
         assert _render(go) == "edge-7-EDGE-7"
@@ -182,6 +188,12 @@ class TestReporting:
         assert finding.level is Level.DROPPED
         assert finding.path == "spec.helmCharts[0].values (line 1, column 4)"
         assert "{{ now }}" in finding.message
+
+    def test_a_multi_line_action_is_quoted_on_one_line(self) -> None:
+        report = Report(document="ClusterProfile/x")
+        jinja.translate_into("{{ now\n }}", "spec.patches[0].patch", report)
+        assert ["\n" in f.line() for f in report.findings] == [False]
+        assert "{{ now\\n }}" in report.findings[0].line()
 
     def test_secret_text_is_not_quoted(self) -> None:
         report = Report(document="Secret/default/s")
