@@ -93,9 +93,11 @@ def _other(document: dict[str, Any], secrets: Mapping[tuple[str, str], Mapping[s
     if "metadata" in out:
         out["metadata"] = meta.clean(out["metadata"], namespaced=True, report=report)
     if kind in ("ConfigMap", "Secret") and group == "":
-        key = (kind, _meta(out).get("namespace", ""), _meta(out).get("name", ""))
-        annotations = _meta(out).get("annotations") or {}
-        if TEMPLATE_ANNOTATION in annotations or key in values_refs:
+        namespace, name = _meta(out).get("namespace", ""), _meta(out).get("name", "")
+        # A document without a namespace goes wherever kubectl applies it: any ref's.
+        referenced = any(k == kind and n == name and (not namespace or ns == namespace)
+                         for k, ns, n in values_refs)
+        if TEMPLATE_ANNOTATION in (_meta(out).get("annotations") or {}) or referenced:
             _translate_data(out, secret=kind == "Secret", report=report)
     return out
 
