@@ -167,12 +167,13 @@ class Client:
             hint = "tls-server-name and " if self.config.tls_server_name else ""
             return Unreachable(
                 reason="TLSVerifyFailed",
-                message=f"{what}: TLS verification of {self.config.server} failed "
-                        f"({exc.certificate_error}): check the kubeconfig's {hint}"
+                message=f"{what} on {self.name}: TLS verification of {self.config.server} "
+                        f"failed ({exc.certificate_error}): check the kubeconfig's {hint}"
                         "certificate-authority-data")
         if isinstance(exc, aiohttp.ClientSSLError):
             return Unreachable(reason="TLSHandshakeFailed",
-                               message=f"{what}: TLS handshake with {self.config.server} "
+                               message=f"{what} on {self.name}: TLS handshake with "
+                                       f"{self.config.server} "
                                        f"failed: {exc}")
         return Unreachable(reason="Unreachable",
                            message=f"cannot reach {self.config.server} ({self.name}): "
@@ -387,7 +388,7 @@ class Client:
                                    f"WATCH {res.plural} on {self.name}")
                     yield event["type"], event["object"]
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise self._unreachable(exc, f"{self.name}: watch {res.plural}") from exc
+            raise self._unreachable(exc, f"watch {res.plural}") from exc
 
     async def version(self) -> str:
         doc = await self.request("GET", "/version")

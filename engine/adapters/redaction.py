@@ -23,7 +23,7 @@ _JWT = re.compile(r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
 _SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+")
 # `token: x`, "access_token":"x", password=x, client-key-data: x, X-Api-Key: x, …
 _KEYED = re.compile(
-    r"(?i)([\w.-]*(?:token|passw(?:or)?d|secret|key-data|keydata|api[-_]?key|credential|"
+    r"(?i)([\w.-]*(?:token|passw(?:or)?d|secret|key-data|keydata|api[-_]?key|"
     r"authorization|cookie)[\w.-]*[\"']?\s*[:=]\s*[\"']?)([^\s\"',;}\]]+)")
 # Opaque credentials (cloud access tokens, base64 key material): 32+ token characters with
 # both a letter and a digit, not part of a longer word and not an absolute path.
