@@ -58,6 +58,10 @@ RETRY_ANNOTATION = "flotilla.dev/retry"
 RESTORE_REVISION_ANNOTATION = "flotilla.dev/restore-revision"
 # On a profile, set by `flotilla rollout approve`: "r<REV>:<stage>[,…]".
 APPROVED_ANNOTATION = "flotilla.dev/approved"
+# On a validateHealths jobCheck's Job: the digest of its manifest and of the revision it
+# validates (another digest means the Job is stale). Its label names the check.
+JOB_CHECK_DIGEST_ANNOTATION = "flotilla.dev/job-check-digest"
+JOB_CHECK_LABEL = "flotilla.dev/job-check"
 
 # --- Finalizers -----------------------------------------------------------------------------
 

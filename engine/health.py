@@ -15,20 +15,25 @@ healthy and is named in the message; a rule that fails to evaluate (a status
 field not written yet) is skipped; none true means not healthy. A check with
 neither script nor rules only asks that the objects exist. A rule that does
 not compile, or a script with a syntax error, is a SpecError: no object could
-ever pass.
+ever pass. A `jobCheck` judges a Job instead: `job_step` decides, from the Job
+as it is live, what the controller does next (create, wait, replace, retry)
+and whether the check passed.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
+import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from engine import errors, health_lua, select
+from engine import api, errors, health_lua, select
 from engine.model import types
 
 REASON = "InvalidHealthCheck"
+RETRY_AFTER = 60.0  # seconds a failed jobCheck Job is kept before it runs again
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,10 +62,9 @@ def evaluate(
     `field` is the spec path of the check ("spec.validateHealths[0]", or the
     catalog's "spec.healthChecks[1]"); a compile error names its rule or script.
     """
-    if check.job_check is not None:
+    if check.job_check is not None:  # judged by job_step(), on the Job the check runs
         return HealthResult(healthy=False, message=(
-            f"{check.name}: jobCheck is not supported by Flotilla (a Sveltos Enterprise check);"
-            " this check cannot pass"))
+            f"{check.name}: a jobCheck runs only in a profile's validateHealths"))
     rules = [(rule.name, select.compile_cel(rule.rule, field=f"{field}.evaluateCEL[{i}].rule",
                                             reason=REASON))
              for i, rule in enumerate(check.evaluate_cel)]
@@ -114,6 +118,59 @@ def _judge(check: types.HealthCheck, rules: Sequence[tuple[str, select.CelProgra
     if skipped:
         why += f"; could not evaluate {'; '.join(skipped)}"
     return _Verdict(False, why)
+
+
+class JobStep(enum.StrEnum):
+    """What a jobCheck does next with its Job on the workload cluster."""
+
+    CREATE = "create"  # no Job yet: create it
+    REPLACE = "replace"  # a Job of an earlier revision (or manifest): delete it
+    WAIT = "wait"  # running, or being deleted
+    PASSED = "passed"  # Complete: healthy (and the Job is deleted, as Sveltos does)
+    FAILED = "failed"  # Failed: unhealthy, the Job kept a while for inspection
+    RETRY = "retry"  # failed long enough ago, or ran past its timeout: delete to run again
+
+
+def job_step(live: Mapping[str, Any] | None, *, digest: str, now: float,
+             timeout: float) -> tuple[JobStep, str]:
+    """The next step for a jobCheck whose Job should carry `digest`, and what to say.
+
+    `digest` names the manifest and the revision it validates: another one means the
+    Job is stale. A failed Job is kept RETRY_AFTER seconds, then run again.
+    """
+    if live is None:
+        return JobStep.CREATE, "started"
+    metadata = live.get("metadata") or {}
+    if metadata.get("deletionTimestamp"):
+        return JobStep.WAIT, "is being deleted"
+    if (metadata.get("annotations") or {}).get(api.JOB_CHECK_DIGEST_ANNOTATION) != digest:
+        return JobStep.REPLACE, "is from an earlier revision or manifest; replacing it"
+    conditions = {c.get("type"): c for c in (live.get("status") or {}).get("conditions") or []
+                  if c.get("status") == "True"}
+    if "Complete" in conditions:
+        return JobStep.PASSED, "completed"
+    failed = conditions.get("Failed")
+    if failed is not None:
+        why = ": ".join(str(x) for x in (failed.get("reason"), failed.get("message")) if x)
+        since = _seconds(failed.get("lastTransitionTime"))
+        if since is not None and now - since >= RETRY_AFTER:
+            return JobStep.RETRY, f"failed ({why}); running it again"
+        return JobStep.FAILED, f"failed: {why or 'no reason given'}"
+    started = _seconds(metadata.get("creationTimestamp"))
+    if started is not None and now - started > timeout:
+        return JobStep.RETRY, f"did not finish within {timeout:g}s; running it again"
+    active = (live.get("status") or {}).get("active") or 0
+    return JobStep.WAIT, f"is running ({active} active pod{'s' if active != 1 else ''})"
+
+
+def _seconds(stamp: object) -> float | None:
+    """An RFC 3339 timestamp as epoch seconds."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _by(deciders: collections.Counter[str]) -> str:

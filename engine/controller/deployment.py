@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import deployers, errors, health, inventory, retry
+from engine import api, deployers, errors, health, inventory, retry
 from engine.adapters import connections, helm, workload
 from engine.catalog import ReleasePlan
-from engine.controller import context, desired, reporting
+from engine.controller import context, desired, jobchecks, reporting
 from engine.deployers import base
 from engine.model import limits, types
 from engine.model.healthcheck import FeatureID
@@ -190,6 +190,12 @@ class Deployment:
             if pending:
                 verdict = health.HealthResult(False, f"{check.name}: waiting for "
                                               f"{check.feature_id} to be deployed ({pending})")
+            elif check.job_check is not None:
+                owner = self.target.owner
+                verdict = await jobchecks.run(
+                    self.ctx, self.target.conn, check, check.job_check,
+                    profile_namespace=owner.namespace if owner.kind == api.PROFILE else None,
+                    revision_hash=self.want.hash)
             else:
                 verdict = await base.check(self.target.conn, check, None,
                                            f"spec.validateHealths[{i}]")

@@ -9,10 +9,10 @@ the feature it names (`feature_id`). Pure data.
 Field names and meanings follow Sveltos (`config.projectsveltos.io/v1beta1`):
 `evaluateCEL` is a list of named rules (the first that returns true makes the
 object healthy), `script` a Lua `evaluate()` function, `labelFilters` the
-{key, operation, value} filters, `featureID` the feature the check follows.
+{key, operation, value} filters, `featureID` the feature the check follows,
+`jobCheck` a Job (from a ConfigMap/Secret) whose outcome is the verdict.
 Beyond Sveltos: `objectName` and `labelSelector` (kubectl syntax) narrow the
-objects further. `jobCheck` (a Sveltos Enterprise check) is read so that a
-Sveltos profile carrying one is accepted, and reported as not supported.
+objects further.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from typing import Any, Self
 
 from engine import errors
 from engine.model._fields import Reader
+
+DEFAULT_JOB_TIMEOUT = 300.0  # Sveltos' default for jobCheck.timeout: 5 minutes
 
 
 class FeatureID(enum.StrEnum):
@@ -76,16 +78,36 @@ class LabelFilter:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class JobCheck:
-    """Sveltos' Job-based check (a Job from a ConfigMap/Secret); read, not run."""
+class JobRef:
+    """The ConfigMap or Secret (management cluster) holding a jobCheck's Job manifest."""
 
-    job_ref: Mapping[str, Any]
-    timeout: str = ""
+    kind: str
+    name: str
+    namespace: str = ""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
         r = Reader(data, field)
-        return cls(job_ref=r.mapping("jobRef"), timeout=r.text("timeout"))
+        kind = r.text("kind", "ConfigMap")
+        if kind not in ("ConfigMap", "Secret"):
+            raise errors.SpecError(f"expected ConfigMap or Secret, got {kind!r}",
+                                   field=r.at("kind"))
+        return cls(kind=kind, name=r.required_text("name"), namespace=r.text("namespace"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobCheck:
+    """Sveltos' Job-based check: a Job run on the workload cluster, judged by its outcome."""
+
+    job_ref: JobRef
+    timeout: float = DEFAULT_JOB_TIMEOUT  # seconds
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        timeout = r.optional_duration("timeout")
+        return cls(job_ref=r.required_object("jobRef", JobRef),
+                   timeout=timeout or DEFAULT_JOB_TIMEOUT)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
 Used by `engine.model.schema`. The shape is Sveltos' `ValidateHealth` (see
 `engine.model.healthcheck` for the meaning of each field) plus Flotilla's
-`objectName` and `labelSelector`; `featureID` is left out of the catalog's
-checks, which always follow their own release. Pure data.
+`objectName` and `labelSelector`; `featureID` and `jobCheck` are left out of
+the catalog's checks, which always follow their own release. Pure data.
 """
 
 from __future__ import annotations
@@ -41,16 +41,19 @@ _LABEL_FILTER = obj("A label filter, as in Sveltos.", {
     "value": string("The value Equal and Different compare with.", max_length=LABEL_LEN),
 }, required=("key", "operation"))
 
-_JOB_CHECK = obj("Sveltos' Job-based check (Sveltos Enterprise). Accepted so that a Sveltos "
-                 "profile applies unchanged; Flotilla does not run it, and the check reports "
-                 "that it is not supported.", {
-    "jobRef": obj("ConfigMap or Secret holding the Job manifest.", {
-        "kind": string("ConfigMap or Secret.", enum=("ConfigMap", "Secret")),
-        "namespace": string("Namespace of the object.", max_length=LABEL_LEN),
-        "name": string("Name of the object.", max_length=NAME_LEN),
-    }),
-    "timeout": duration("How long the Job may run."),
-})
+_JOB_CHECK = obj("A Job run on the workload cluster; its outcome is the verdict (Sveltos' "
+                 "jobCheck). It runs once per revision of the profile; a failed run is retried "
+                 "a minute later.", {
+    "jobRef": obj("The ConfigMap or Secret (management cluster) whose data holds the Job "
+                  "manifest.", {
+        "kind": string("ConfigMap or Secret.", enum=("ConfigMap", "Secret"),
+                       default="ConfigMap"),
+        "namespace": string("Namespace of the object; a Profile's own namespace when empty "
+                            "(and a Profile may name no other).", max_length=LABEL_LEN),
+        "name": string("Name of the object.", min_length=1, max_length=NAME_LEN),
+    }, required=("name",)),
+    "timeout": duration("How long the Job may run before the check fails (default 5m)."),
+}, required=("jobRef",))
 
 
 def health_check(description: str, *, profile: bool = True) -> Schema:
@@ -85,12 +88,16 @@ def health_check(description: str, *, profile: bool = True) -> Schema:
         "script": string("Lua (Sveltos' contract): `function evaluate()` sees the object as "
                          "`obj` and returns {healthy = bool, message = string}. Runs sandboxed "
                          "with a time and memory limit.", max_length=SCRIPT_LEN),
-        "jobCheck": _JOB_CHECK,
     })
+    gvk = "has(self.version) && size(self.version) > 0 && has(self.kind) && size(self.kind) > 0"
+    if not profile:  # a catalog check follows its release; no Jobs there
+        return obj(description, properties, required=("name",), rules=[
+            rule(gvk, "version and kind are required", reason="FieldValueRequired"),
+        ])
+    properties["jobCheck"] = _JOB_CHECK
     return obj(description, properties, required=("name",), rules=[
-        rule("has(self.jobCheck) || (has(self.version) && size(self.version) > 0 && "
-             "has(self.kind) && size(self.kind) > 0)",
-             "version and kind are required", reason="FieldValueRequired"),
+        rule(f"has(self.jobCheck) || ({gvk})", "version and kind are required (unless jobCheck)",
+             reason="FieldValueRequired"),
         rule("!has(self.jobCheck) || (!has(self.script) && !has(self.evaluateCEL))",
              "jobCheck excludes script and evaluateCEL", field_path=".jobCheck",
              reason="FieldValueForbidden"),

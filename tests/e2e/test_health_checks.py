@@ -2,7 +2,9 @@
 
 One profile: a chart's Deployment judged by a Helm-feature check with two named CEL rules
 (the first that returns true decides, and is named in status) and by a Lua script, while a
-decoy Deployment in the same namespace stays out through labelFilters.
+decoy Deployment in the same namespace stays out through labelFilters. Then jobCheck: a
+Job from a ConfigMap, run on the cluster (the node simulator finishes its pod, or fails it
+when told to), whose outcome is the verdict.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from fleetkit import FLEET_NS, Engine, Kubectl, eventually
 
 from engine import api
+from engine.devfleet import nodesim
 
 FULL = "cluster-1"
 
@@ -146,3 +149,86 @@ spec:
             mgmt("delete", "clusterprofile", name, "--ignore-not-found", "--timeout=90s")
             mgmt("label", "workloadcluster", "-n", FLEET_NS, FULL, f"{label}-")
             target("delete", "namespace", ns, "--ignore-not-found", "--wait=false")
+
+
+def _job_profile(name: str, label: str, ns: str, *, fail: bool) -> str:
+    pod_annotations = f'{{{nodesim.FAIL_ANNOTATION}: "true"}}' if fail else "{}"
+    return f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}-job, namespace: flotilla-system}}
+data:
+  job.yaml: |
+    apiVersion: batch/v1
+    kind: Job
+    metadata: {{name: smoke, namespace: {ns}}}
+    spec:
+      backoffLimit: 0
+      template:
+        metadata: {{annotations: {pod_annotations}}}
+        spec:
+          restartPolicy: Never
+          containers: [{{name: probe, image: registry.invalid/curl:1}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}-manifests, namespace: flotilla-system}}
+data:
+  objects.yaml: |
+    apiVersion: v1
+    kind: ConfigMap
+    metadata: {{name: settings, namespace: {ns}}}
+    data: {{owner: platform}}
+---
+apiVersion: flotilla.dev/v1alpha1
+kind: ClusterProfile
+metadata: {{name: {name}}}
+spec:
+  clusterSelector: {{matchLabels: {{{label}: "on"}}}}
+  policyRefs: [{{kind: ConfigMap, namespace: flotilla-system, name: {name}-manifests}}]
+  validateHealths:
+  - name: smoke-test
+    featureID: Resources
+    jobCheck:
+      jobRef: {{kind: ConfigMap, namespace: flotilla-system, name: {name}-job}}
+      timeout: 2m
+"""
+
+
+class TestJobCheck:
+    def test_the_jobs_outcome_is_the_verdict(self, engine: Engine, mgmt: Kubectl) -> None:
+        uid = uuid.uuid4().hex[:6]
+        label = f"t-{uid}"
+        passing, failing = f"job-ok-{uid}", f"job-ko-{uid}"
+        target = engine.cluster(FULL)
+        try:
+            mgmt("label", "workloadcluster", "-n", FLEET_NS, FULL, f"{label}=on")
+            mgmt.apply(_job_profile(passing, label, f"ok-{uid}", fail=False))
+            engine.wait_ready(passing, 1, timeout=90)
+            status = _summary_status(mgmt, passing)
+            assert f"validateHealths smoke-test: Job ok-{uid}/smoke completed" in \
+                status["message"]
+            # Done with, as Sveltos leaves it: the Job is deleted.
+            eventually(lambda: target.get("job", "smoke", "-n", f"ok-{uid}") is None,
+                       what="passed Job cleaned up")
+
+            mgmt.apply(_job_profile(failing, label, f"ko-{uid}", fail=True))
+
+            def failed() -> dict[str, Any] | None:
+                st = _summary_status(mgmt, failing)
+                return st if "failed: BackoffLimitExceeded" in st.get("message", "") else None
+
+            status = eventually(failed, timeout=90, what="the failed Job reported")
+            assert status["healthy"] is False
+            assert status["message"].startswith(f"validateHealths smoke-test: Job ko-{uid}/smoke")
+            assert engine.profile(failing)["status"].get("ready") == 0
+            # Kept for inspection until it is retried.
+            assert target.get("job", "smoke", "-n", f"ko-{uid}") is not None
+        finally:
+            for name in (passing, failing):
+                mgmt("delete", "clusterprofile", name, "--ignore-not-found", "--timeout=90s")
+                mgmt("delete", "configmap", "-n", "flotilla-system", f"{name}-job",
+                     f"{name}-manifests", "--ignore-not-found")
+            mgmt("label", "workloadcluster", "-n", FLEET_NS, FULL, f"{label}-")
+            for ns in (f"ok-{uid}", f"ko-{uid}"):
+                target("delete", "namespace", ns, "--ignore-not-found", "--wait=false")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine import errors, health
+from engine import api, errors, health
 from engine.model import healthcheck, types
 
 DEPLOYMENT_READY = "resource.status.availableReplicas == resource.spec.replicas"
@@ -210,13 +210,66 @@ class TestScript:
         assert caught.value.reason == "InvalidHealthCheck"
 
 
-class TestJobCheck:
-    def test_reported_as_not_supported(self) -> None:
-        job = types.HealthCheck.from_dict({
+def job(digest: str = "d1", *, conditions: tuple[tuple[str, str], ...] = (),
+        created: str = "2026-01-01T00:00:00Z", deleting: bool = False,
+        active: int = 1) -> dict[str, Any]:
+    """A live Job; `conditions` are (type, lastTransitionTime) pairs with status True."""
+    metadata: dict[str, Any] = {"name": "smoke", "namespace": "ns", "creationTimestamp": created,
+                                "annotations": {api.JOB_CHECK_DIGEST_ANNOTATION: digest}}
+    if deleting:
+        metadata["deletionTimestamp"] = created
+    return {"metadata": metadata, "status": {"active": active, "conditions": [
+        {"type": kind, "status": "True", "lastTransitionTime": at, "reason": "BackoffLimitExceeded",
+         "message": "Job has reached the specified backoff limit"}
+        for kind, at in conditions]}}
+
+
+START = 1767225600.0  # 2026-01-01T00:00:00Z
+
+
+class TestJobStep:
+    """A jobCheck: one run per revision, judged by the Job's Complete/Failed condition."""
+
+    def step(self, live: dict[str, Any] | None, *, after: float = 10.0,
+             timeout: float = 300.0) -> tuple[health.JobStep, str]:
+        return health.job_step(live, digest="d1", now=START + after, timeout=timeout)
+
+    def test_no_job_is_created(self) -> None:
+        assert self.step(None) == (health.JobStep.CREATE, "started")
+
+    def test_running(self) -> None:
+        assert self.step(job()) == (health.JobStep.WAIT, "is running (1 active pod)")
+
+    def test_complete_passes(self) -> None:
+        assert self.step(job(conditions=(("Complete", "2026-01-01T00:00:05Z"),)))[0] is \
+            health.JobStep.PASSED
+
+    def test_failed_says_why_then_runs_again_a_minute_later(self) -> None:
+        failed = job(conditions=(("Failed", "2026-01-01T00:00:05Z"),))
+        step, said = self.step(failed, after=30)
+        assert step is health.JobStep.FAILED
+        assert said == "failed: BackoffLimitExceeded: Job has reached the specified backoff limit"
+        assert self.step(failed, after=5 + health.RETRY_AFTER)[0] is health.JobStep.RETRY
+
+    def test_a_job_of_another_revision_is_replaced(self) -> None:
+        assert self.step(job(digest="d0"))[0] is health.JobStep.REPLACE
+        # Even a completed one: it validated something else.
+        assert self.step(job("d0", conditions=(("Complete", "2026-01-01T00:00:05Z"),)))[0] \
+            is health.JobStep.REPLACE
+
+    def test_past_its_timeout_it_runs_again(self) -> None:
+        step, said = self.step(job(), after=121, timeout=120)
+        assert step is health.JobStep.RETRY and "did not finish within 120s" in said
+
+    def test_a_job_being_deleted_is_waited_for(self) -> None:
+        assert self.step(job(deleting=True))[0] is health.JobStep.WAIT
+
+    def test_outside_a_profile_it_cannot_run(self) -> None:
+        check = types.HealthCheck.from_dict({
             "name": "smoke", "featureID": "Helm",
             "jobCheck": {"jobRef": {"kind": "ConfigMap", "namespace": "a", "name": "b"}}})
-        result = health.evaluate(job, [])
-        assert not result.healthy and "jobCheck is not supported" in result.message
+        assert check.job_check is not None and check.job_check.timeout == 300.0
+        assert not health.evaluate(check, []).healthy
 
 
 class TestWorst:
