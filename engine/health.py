@@ -106,9 +106,10 @@ def _judge(check: types.HealthCheck, rules: Sequence[tuple[str, select.CelProgra
     if not rules:
         return _Verdict(True)
     skipped: list[str] = []
+    value = select.CelValue.of(obj)  # converted once for every rule
     for name, program in rules:
         try:
-            if program.evaluate(variable="resource", value=obj, aliases=("object",)):
+            if program.evaluate(variable="resource", value=value, aliases=("object",)):
                 return _Verdict(True, rule=name)
         except select.CelEvaluationError as error:
             skipped.append(f"{name}: {error}")

@@ -107,6 +107,17 @@ def _holds(
     return program is None or program.matches(variable="cluster", value=cluster)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CelValue:
+    """An input converted to CEL values once, for several programs (health rules)."""
+
+    converted: Any
+
+    @classmethod
+    def of(cls, value: Mapping[str, Any]) -> CelValue:
+        return cls(_to_cel(value))
+
+
 class CelEvaluationError(Exception):
     """A CEL expression failed on one input (e.g. a missing field); the message says why."""
 
@@ -118,11 +129,11 @@ class CelProgram:
     expression: str
     runner: celpy.Runner
 
-    def evaluate(self, *, variable: str, value: Mapping[str, Any],
+    def evaluate(self, *, variable: str, value: Mapping[str, Any] | CelValue,
                  aliases: Sequence[str] = ()) -> bool:
         """Evaluate with `value` bound to `variable` (and to each of `aliases`); raise
         CelEvaluationError unless the result is a bool."""
-        converted = _to_cel(value)
+        converted = value.converted if isinstance(value, CelValue) else _to_cel(value)
         activation = {name: converted for name in (variable, *aliases)}
         try:
             # CompiledRunner executes in celpy.evaluation's module globals
