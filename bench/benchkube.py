@@ -1,8 +1,9 @@
 """The controller as a child process, and watches that note when something first holds.
 
-Used by bench/label_to_ready.py (and meant for later benchmarks of the same
-kind). `Controller` runs `python -m engine.cli controller` in its own session
-with its caches under a /tmp folder and stops it, helm children included.
+Used by bench/label_to_ready.py, bench/benchfleet.py and bench/failover.py
+(two replicas with `--leader-elect`, through `extra`). `Controller` runs
+`python -m engine.cli controller` in its own session with its caches under a
+/tmp folder and stops it, helm children included.
 `Tracker` keeps a live copy of one collection (list, then watch from the
 list's resourceVersion, re-listing when a stream ends) and records the
 monotonic time at which a predicate over it first holds — event-driven, so
@@ -34,13 +35,15 @@ Obj = dict[str, Any]
 class Controller:
     """`flotilla controller` as a child process in its own session, with caches under /tmp."""
 
-    def __init__(self, kubeconfig_path: str, workdir: Path, mirrors: dict[str, str]) -> None:
+    def __init__(self, kubeconfig_path: str, workdir: Path, mirrors: dict[str, str],
+                 extra: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.log = workdir / "controller.log"
         self.argv = [sys.executable, "-m", "engine.cli", "controller",
                      "--kubeconfig", kubeconfig_path]
         for upstream, local in sorted(mirrors.items()):
             self.argv += ["--chart-mirror", f"{upstream}={local}"]
+        self.argv += extra  # more flags: leader election, health and metrics ports
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

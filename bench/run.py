@@ -26,6 +26,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("drift_idle.py", ("--quick",)),
     ("rollout_waves.py", ("--quick",)),
     ("revision_cost.py", ("--quick",)),
+    ("failover.py", ("--quick",)),
     ("real_charts.py", ("--quick",)),
 )
 
