@@ -167,7 +167,8 @@ class Engine:
         return eventually(probe, timeout=timeout, what=f"profile {name} ready on {count}")
 
 
-_MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+# Every verb but reads: server-side apply is counted as APPLY, not PATCH.
+_READS = ("GET", "LIST", "WATCH", "CONNECT")
 _WRITE = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<n>[0-9.e+]+)$')
 
 
@@ -179,7 +180,7 @@ def workload_writes(kubectl: Kubectl, resources: tuple[str, ...]) -> int:
         if not found:
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
-        if labels.get("verb") in _MUTATING and labels.get("resource") in resources \
+        if labels.get("verb") not in _READS and labels.get("resource") in resources \
                 and labels.get("dry_run", "") == "":
             total += int(float(found["n"]))
     return total
