@@ -49,6 +49,7 @@ class _Verdict:
     healthy: bool
     why: str = ""
     rule: str = ""
+    final: bool = False  # judge no more objects (the script ran out of time)
 
 
 def evaluate(
@@ -77,15 +78,21 @@ def evaluate(
         return HealthResult(healthy=False, message=f"{check.name}: no {check.kind} matched")
     failures: list[str] = []
     deciders: collections.Counter[str] = collections.Counter()
-    for obj in objects:
+    unjudged = ""
+    for judged, obj in enumerate(objects, start=1):
         verdict = _judge(check, rules, obj)
         if not verdict.healthy:
             failures.append(verdict.why)
         elif verdict.rule:
             deciders[verdict.rule] += 1
+        if verdict.final and judged < len(objects):
+            # A script that ran out of time would likely do so again on every object.
+            unjudged = f"; {len(objects) - judged} more {check.kind} not judged"
+            break
     if failures:
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        return HealthResult(healthy=False, message=f"{check.name}: {failures[0]}{more}")
+        return HealthResult(healthy=False,
+                            message=f"{check.name}: {failures[0]}{more}{unjudged}")
     noun = _name(check, objects[0]) if len(objects) == 1 else \
         f"{len(objects)} {check.kind} objects"
     return HealthResult(healthy=True, message=f"{check.name}: {noun} healthy{_by(deciders)}")
@@ -99,7 +106,8 @@ def _judge(check: types.HealthCheck, rules: Sequence[tuple[str, select.CelProgra
         try:
             lua = health_lua.evaluate(check.script, obj)
         except health_lua.LuaScriptError as error:
-            return _Verdict(False, f"{who} cannot be judged: {error}")
+            return _Verdict(False, f"{who} cannot be judged: {error}",
+                            final=isinstance(error, health_lua.LuaTimeout))
         if not lua.healthy:
             because = f": {lua.message}" if lua.message else ""
             return _Verdict(False, f"{who} is not healthy{because}")

@@ -38,6 +38,7 @@ DEFAULT_MAX_MEMORY = 64 * 1024 * 1024  # bytes of Lua heap, the object's tables 
 # Worst-case steps a pattern function may take: (subject length + 1) to the power of its
 # repetitions (+1 when unanchored). 1e8 is a few tenths of a second.
 PATTERN_BUDGET = 100_000_000
+MESSAGE_LEN = 1024  # of a verdict's message: it ends up in status
 # How often (in Lua instructions) the hook looks at the clock.
 _HOOK_EVERY = 10_000
 
@@ -45,6 +46,10 @@ _HOOK_EVERY = 10_000
 class LuaScriptError(Exception):
     """The script could not give a verdict: it failed, ran out of time or memory, or
     returned something other than `{healthy = bool, message = string}`."""
+
+
+class LuaTimeout(LuaScriptError):
+    """The script ran past its time limit (the caller need not try more objects)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,9 +84,9 @@ def evaluate(
     # Lua's several results arrive as a tuple; pad it so that every outcome has three.
     kind, first, second = (*(outcome if isinstance(outcome, tuple) else (outcome,)), None, None)[:3]
     if kind == "ok":
-        return Verdict(healthy=bool(first), message=str(second or ""))
+        return Verdict(healthy=bool(first), message=str(second or "")[:MESSAGE_LEN])
     if kind == "timeout":
-        raise LuaScriptError(f"health script ran longer than {timeout:g}s and was stopped")
+        raise LuaTimeout(f"health script ran longer than {timeout:g}s and was stopped")
     if kind == "memory":
         raise LuaScriptError(_out_of_memory(max_memory))
     raise LuaScriptError(f"health script {kind}: {first}")

@@ -202,6 +202,19 @@ class TestScript:
         assert "Deployment gpu-operator/a cannot be judged: health script failed" in \
             result.message
 
+    def test_a_script_out_of_time_is_not_run_on_the_other_objects(self) -> None:
+        slow = check(script="function evaluate() while true do end end")
+        result = health.evaluate(slow, [deployment(n, 1, 1) for n in "abc"])
+        assert not result.healthy
+        assert result.message == ("deployment-ready: Deployment gpu-operator/a cannot be judged:"
+                                  " health script ran longer than 1s and was stopped;"
+                                  " 2 more Deployment not judged")
+
+    def test_a_long_message_is_cut(self) -> None:
+        chatty = check(script="function evaluate() return {message = ('x'):rep(10000)} end")
+        result = health.evaluate(chatty, [deployment("a", 1, 1)])
+        assert not result.healthy and len(result.message) < 1200
+
     def test_syntax_error_is_a_spec_error(self) -> None:
         with pytest.raises(errors.SpecError) as caught:
             health.evaluate(check(script="function evaluate( end"), [],
