@@ -373,6 +373,42 @@ spec:
         owner: {{ (getResource "Settings").data.owner | quote }}
 """
 
+# kustomizationRefs from a ConfigMap: values computed per cluster feed the built objects.
+KUSTOMIZE = """
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-kustomize
+  namespace: default
+data:
+  kustomization.yaml: |
+    resources:
+    - settings.yaml
+  settings.yaml: |
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: web-settings
+    data:
+      region: '{{ default "west" .Region }}'
+      cluster: '{{ .Cluster.metadata.name }}'
+---
+apiVersion: config.projectsveltos.io/v1beta1
+kind: ClusterProfile
+metadata:
+  name: web-kustomized
+spec:
+  clusterSelector:
+    matchLabels: {env: fv}
+  kustomizationRefs:
+  - kind: ConfigMap
+    name: web-kustomize
+    namespace: default
+    targetNamespace: web
+    values:
+      Region: '{{ index .Cluster.metadata.labels "region" }}'
+"""
+
 EXAMPLES = {
     "kyverno": KYVERNO,
     "policy-refs": POLICY_REFS,
@@ -386,4 +422,5 @@ EXAMPLES = {
     "sveltos-cluster": SVELTOS_CLUSTER,
     "profile-templated": PROFILE_TEMPLATED,
     "template-resource-refs": TEMPLATE_RESOURCE_REFS,
+    "kustomize": KUSTOMIZE,
 }

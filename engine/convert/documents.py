@@ -56,13 +56,15 @@ def convert(documents: Iterable[Any]) -> Result:
     reports = [Report(document=meta.name_of(d) if isinstance(d, dict) else f"document {i + 1}")
                for i, d in enumerate(flat)]
     values_refs: set[tuple[str, str, str]] = set()
+    kustomize_refs: set[tuple[str, str, str]] = set()
     out: dict[int, dict[str, Any] | None] = {}
     # Profiles first: they say which ConfigMaps/Secrets hold values templates.
     for index, document in enumerate(flat):
         if isinstance(document, dict) and _group(document) == profiles.SVELTOS_GROUP and \
                 document.get("kind") in profiles.KINDS:
             ctx = profiles.Context(kind=str(document["kind"]), namespace=_meta(document).get(
-                "namespace", ""), report=reports[index], values_refs=values_refs)
+                "namespace", ""), report=reports[index], values_refs=values_refs,
+                kustomize_refs=kustomize_refs)
             out[index] = profiles.convert(document, ctx)
     for index, document in enumerate(flat):
         if index in out:
@@ -71,13 +73,14 @@ def convert(documents: Iterable[Any]) -> Result:
             reports[index].dropped("", "not a Kubernetes object")
             out[index] = None
             continue
-        out[index] = _other(document, secrets, values_refs, reports[index])
+        out[index] = _other(document, secrets, values_refs, kustomize_refs, reports[index])
     findings = [finding for report in reports for finding in report.findings]
     return Result([d for _, d in sorted(out.items()) if d is not None], findings)
 
 
 def _other(document: dict[str, Any], secrets: Mapping[tuple[str, str], Mapping[str, Any]],
-           values_refs: set[tuple[str, str, str]], report: Report) -> dict[str, Any] | None:
+           values_refs: set[tuple[str, str, str]], kustomize_refs: set[tuple[str, str, str]],
+           report: Report) -> dict[str, Any] | None:
     group, kind = _group(document), str(document.get("kind") or "")
     if group == clusters.SVELTOS_GROUP and kind == clusters.KIND:
         return clusters.convert(document, secrets, report)
@@ -94,15 +97,25 @@ def _other(document: dict[str, Any], secrets: Mapping[tuple[str, str], Mapping[s
         out["metadata"] = meta.clean(out["metadata"], namespaced=True, report=report)
     if kind in ("ConfigMap", "Secret") and group == "":
         namespace, name = _meta(out).get("namespace", ""), _meta(out).get("name", "")
-        # A document without a namespace goes wherever kubectl applies it: any ref's.
-        referenced = any(k == kind and n == name and (not namespace or ns == namespace)
-                         for k, ns, n in values_refs)
-        if TEMPLATE_ANNOTATION in (_meta(out).get("annotations") or {}) or referenced:
+
+        def named_by(refs: set[tuple[str, str, str]]) -> bool:
+            # A document without a namespace goes wherever kubectl applies it: any ref's.
+            return any(k == kind and n == name and (not namespace or ns == namespace)
+                       for k, ns, n in refs)
+
+        if named_by(kustomize_refs):
+            _translate_data(out, secret=kind == "Secret", report=report, variables=True)
+            if out.get("binaryData"):
+                report.review("binaryData", "an archive is not translated: templates inside "
+                              "it must be Jinja2")
+        elif TEMPLATE_ANNOTATION in (_meta(out).get("annotations") or {}) or \
+                named_by(values_refs):
             _translate_data(out, secret=kind == "Secret", report=report)
     return out
 
 
-def _translate_data(document: dict[str, Any], *, secret: bool, report: Report) -> None:
+def _translate_data(document: dict[str, Any], *, secret: bool, report: Report,
+                    variables: bool = False) -> None:
     data = document.get("data")
     if isinstance(data, Mapping):
         new: dict[str, Any] = {}
@@ -110,24 +123,26 @@ def _translate_data(document: dict[str, Any], *, secret: bool, report: Report) -
             if not isinstance(value, str):
                 new[key] = value
             elif secret:
-                new[key] = _translate_secret_value(value, f"data.{key}", report)
+                new[key] = _translate_secret_value(value, f"data.{key}", report, variables)
             else:
-                new[key] = jinja.translate_into(value, f"data.{key}", report)
+                new[key] = jinja.translate_into(value, f"data.{key}", report,
+                                                variables=variables)
         document["data"] = new
     string_data = document.get("stringData")
     if secret and isinstance(string_data, Mapping):
         document["stringData"] = {
-            key: jinja.translate_into(value, f"stringData.{key}", report, secret=True)
+            key: jinja.translate_into(value, f"stringData.{key}", report, secret=True,
+                                      variables=variables)
             if isinstance(value, str) else value for key, value in string_data.items()}
 
 
-def _translate_secret_value(encoded: str, path: str, report: Report) -> str:
+def _translate_secret_value(encoded: str, path: str, report: Report, variables: bool) -> str:
     try:
         text = base64.b64decode(encoded, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         report.dropped(path, "not base64 text; left as it is")
         return encoded
-    translated = jinja.translate_into(text, path, report, secret=True)
+    translated = jinja.translate_into(text, path, report, secret=True, variables=variables)
     if translated == text:
         return encoded
     return base64.b64encode(translated.encode("utf-8")).decode("ascii")

@@ -121,8 +121,8 @@ def _index(args: list[str], nodes: Sequence[Any]) -> str:
     for expr, node in zip(args[1:], nodes[1:], strict=True):
         kind = type(node).__name__
         if kind == "String":
-            # Go's index gives the zero value for a missing key; .get gives none.
-            out += f".get({expr})"
+            # Go's index gives the zero value for a missing key: empty, and false in an if.
+            out += f'.get({expr}, "")'
         else:
             out += f"[{expr}]"
     return out

@@ -65,8 +65,12 @@ def has_actions(text: str) -> bool:
     return "{{" in text
 
 
-def translate(source: str) -> Translation:
-    """The Jinja2 equivalent of a Go template (text without actions is returned unchanged)."""
+def translate(source: str, *, variables: bool = False) -> Translation:
+    """The Jinja2 equivalent of a Go template (text without actions is returned unchanged).
+
+    With `variables`, a top-level field other than `.Cluster` is a variable of the same
+    name (a kustomization's values: `.Region` → `Region`).
+    """
     if "{{" not in source and "{%" not in source and "{#" not in source:
         return Translation(source, ())
     try:
@@ -75,7 +79,7 @@ def translate(source: str) -> Translation:
         line, column = _position(source, error.offset)
         return Translation(source, (Problem(line, column, _snippet(source, error.offset),
                                             f"not a valid Go template: {error}", kept=True),))
-    return _Translator(source).run(pieces)
+    return _Translator(source, variables=variables).run(pieces)
 
 
 @dataclasses.dataclass
@@ -86,8 +90,9 @@ class _Frame:
 
 
 class _Translator:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, *, variables: bool = False) -> None:
         self.source = source
+        self.variables = variables
         self.out: list[str] = []
         self.problems: list[Problem] = []
         self.frames: list[_Frame] = []
@@ -326,6 +331,8 @@ class _Translator:
             return _path("cluster", rest)
         if head == "MgmtResources" and rest:
             return _path(f"getResource({json.dumps(rest[0])})", rest[1:])
+        if self.variables and _IDENT.match(head) and head not in _BRACKETED:
+            return _path(head, rest)
         raise Untranslatable(f".{head} is not in Flotilla's template context (cluster and "
                              "getResource)")
 
@@ -386,9 +393,10 @@ def _snippet(source: str, offset: int) -> str:
     return source[offset:offset + 60].split("\n", 1)[0]
 
 
-def translate_into(text: str, path: str, report: Report, *, secret: bool = False) -> str:
+def translate_into(text: str, path: str, report: Report, *, secret: bool = False,
+                   variables: bool = False) -> str:
     """`translate`, with its problems added to `report` at `path` (Secret text never shown)."""
-    result = translate(text)
+    result = translate(text, variables=variables)
     for problem in result.problems:
         where = f"{path} (line {problem.line}, column {problem.column})" if problem.line \
             else path

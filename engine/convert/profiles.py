@@ -37,6 +37,9 @@ class Context:
     # ConfigMaps/Secrets named by helmCharts[].valuesFrom: (kind, namespace, name). Their
     # data are values templates in Flotilla (and in Sveltos), so `documents` translates them.
     values_refs: set[tuple[str, str, str]] = dataclasses.field(default_factory=set)
+    # ConfigMaps/Secrets named by kustomizationRefs: their files are templates whose other
+    # fields (`.Region`) are the ref's values, bare variables in Jinja2.
+    kustomize_refs: set[tuple[str, str, str]] = dataclasses.field(default_factory=set)
 
 
 def convert(document: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
@@ -249,6 +252,8 @@ def _kustomization_refs(value: Any, path: str, ctx: Context) -> Any:
     if not isinstance(refs, list):
         return refs
     for i, ref in enumerate(refs):
+        namespace = ctx.namespace if ctx.kind == api.PROFILE else ref.get("namespace", "")
+        ctx.kustomize_refs.add((ref.get("kind", ""), namespace or "", ref.get("name", "")))
         values = ref.get("values")
         if isinstance(values, Mapping):
             ref["values"] = {k: jinja.translate_into(v, f"{path}[{i}].values.{k}", ctx.report)

@@ -126,6 +126,18 @@ class TestExamples:
             "cluster": CLUSTER, "getResource": {"Settings": settings}.__getitem__})
         assert values == {"replicas": 1, "data": {"owner": "team-a"}}
 
+    def test_kustomization_values_become_variables_of_its_files(self) -> None:
+        docs, _ = _convert(EXAMPLES["kustomize"])
+        [ref] = _one(docs, api.CLUSTER_PROFILE, "web-kustomized")["spec"]["kustomizationRefs"]
+        files = _one(docs, "ConfigMap", "web-kustomize")["data"]
+        for labels, region in (({"region": "eu"}, "eu"), ({}, "west")):
+            cluster = {"metadata": {"name": "edge-7", "labels": labels}}
+            value = render.template_values(ref["values"]["Region"], {"cluster": cluster})
+            built = render.template_yaml(files["settings.yaml"], {"cluster": cluster,
+                                                                   "Region": value})
+            assert built["data"] == {"region": region, "cluster": "edge-7"}
+        assert files["kustomization.yaml"] == "resources:\n- settings.yaml\n"
+
     def test_profile_values_template_renders_like_sveltos(self) -> None:
         docs, _ = _convert(EXAMPLES["profile-templated"])
         profile = _one(docs, api.PROFILE, "tenant-app")
