@@ -5,14 +5,12 @@ tokens with the TokenRequest API and claims they expire in 15 s: services deploy
 through it (our client and helm both run it), and keep deploying after that
 expiry. Bad kubeconfigs (a failing, missing or garbage-printing plugin, an expired
 or unknown token, a wrong CA, broken YAML) each get a named condition, and none
-of their secrets reaches the controller's log, an Event or a status. The client
-itself: pages through lists, honours tls-server-name, follows a rotating
-in-cluster token file.
+of their secrets reaches the controller's log, an Event or a status. The API
+client on its own is tested in test_kube_client.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -32,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fleetkit import FLEET_NS, Engine, Kubectl, bins, condition, eventually
 
 from engine import api
-from engine.adapters import kube, kubeconfig
+from engine.adapters import kubeconfig
 from engine.devfleet import certs
 
 PLUGIN = Path(__file__).resolve().parent / "plugins" / "mint_token.py"
@@ -111,8 +109,7 @@ def deployer(engine: Engine) -> Iterator[Kubectl]:
     finally:
         # The namespace stays: without a controller-manager it would never finish deleting.
         admin("delete", "clusterrolebinding", f"{SA_NS}-{SA}", "--ignore-not-found", check=False)
-        admin("delete", "serviceaccount", SA, "second", "-n", SA_NS, "--ignore-not-found",
-              check=False)
+        admin("delete", "serviceaccount", SA, "-n", SA_NS, "--ignore-not-found", check=False)
 
 
 def _profile(name: str, label: str, ns: str, repo: str, value: str) -> str:
@@ -345,84 +342,3 @@ class TestBadKubeconfigs:
             for where, text in (("controller log", logs), ("Events", events),
                                 ("statuses", statuses)):
                 assert secret not in text, f"{what} leaked into the {where}"
-
-
-class TestClient:
-    """The API client on its own against a real API server."""
-
-    def test_lists_page_through_limit_and_continue(self, fleet: Any, deployer: Kubectl) -> None:
-        ns = f"kc-page-{_uid()}"
-        deployer("create", "namespace", ns)
-        try:
-            for i in range(7):
-                deployer("create", "configmap", f"cm-{i}", "-n", ns)
-
-            async def listing() -> tuple[int, int]:
-                client = kube.Client(kubeconfig.load(fleet.clusters[0].kubeconfig))
-                client.page_size = 2
-                try:
-                    items = await client.list("v1", "ConfigMap", namespace=ns)
-                    return len(items), client.requests["GET"]
-                finally:
-                    await client.close()
-
-            count, gets = asyncio.run(listing())
-            # Ours, and kube-root-ca.crt where a controller-manager publishes it.
-            expected = len(deployer.json("get", "configmaps", "-n", ns)["items"])
-            assert count == expected and count >= 7
-            assert gets >= 1 + (count + 1) // 2  # discovery, then pages of two
-        finally:
-            deployer("delete", "namespace", ns, "--wait=false", check=False)
-
-    def test_tls_server_name(self, fleet: Any, tmp_path: Path) -> None:
-        doc = yaml.safe_load(Path(fleet.clusters[0].kubeconfig).read_text())
-
-        async def version(server_name: str) -> str:
-            doc["clusters"][0]["cluster"]["tls-server-name"] = server_name
-            client = kube.Client(kubeconfig.parse(yaml.safe_dump(doc)))
-            try:
-                return await client.version()
-            finally:
-                await client.close()
-
-        assert asyncio.run(version("kubernetes.default.svc")).startswith("v1.")
-        with pytest.raises(kube.Unreachable) as info:
-            asyncio.run(version("not-in-the-certificate.example"))
-        assert info.value.reason == "TLSVerifyFailed"
-        assert "not-in-the-certificate.example" in str(info.value) or "tls-server-name" in str(
-            info.value)
-
-    def test_in_cluster_token_file_rotates(self, fleet: Any, deployer: Kubectl,
-                                           tmp_path: Path) -> None:
-        """As in a pod: env, ca.crt and a token file that kubelet replaces under us."""
-        deployer("create", "serviceaccount", "second", "-n", SA_NS, check=False)
-        folder = tmp_path / "serviceaccount"
-        folder.mkdir()
-        (folder / "ca.crt").write_bytes((Path(fleet.dir) / "pki" / "ca.crt").read_bytes())
-        token = folder / "token"
-        token.write_text(deployer("create", "token", SA, "-n", SA_NS).strip())
-        host, port = fleet.clusters[0].url.removeprefix("https://").rsplit(":", 1)
-        config = kubeconfig.in_cluster({"KUBERNETES_SERVICE_HOST": host,
-                                        "KUBERNETES_SERVICE_PORT": port}, folder)
-
-        async def whoami(client: kube.Client) -> str:
-            review = await client.create({"apiVersion": "authentication.k8s.io/v1",
-                                          "kind": "SelfSubjectReview", "metadata": {}})
-            return str(review["status"]["userInfo"]["username"])
-
-        async def scenario() -> list[str]:
-            client = kube.Client(config)
-            try:
-                seen = [await whoami(client)]
-                # kubelet swaps the file atomically; a new token for another account shows.
-                fresh = folder / "token.new"
-                fresh.write_text(deployer("create", "token", "second", "-n", SA_NS).strip())
-                fresh.replace(token)
-                await asyncio.sleep(1.1)
-                seen.append(await whoami(client))
-                return seen
-            finally:
-                await client.close()
-
-        assert asyncio.run(scenario()) == [f"system:serviceaccount:{SA_NS}:{SA}",
-                                           f"system:serviceaccount:{SA_NS}:second"]
