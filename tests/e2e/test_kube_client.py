@@ -7,6 +7,9 @@ fleet's first workload cluster, with kubectl (as admin) to set the scene.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -106,3 +109,30 @@ class TestClient:
 
         assert asyncio.run(scenario()) == [f"system:serviceaccount:{SA_NS}:first",
                                            f"system:serviceaccount:{SA_NS}:second"]
+
+    def test_exec_plugin_client_certificate(self, fleet: Any, tmp_path: Path) -> None:
+        """A plugin may answer with a client certificate instead of a token (as some do)."""
+        admin = yaml.safe_load(Path(fleet.clusters[0].kubeconfig).read_text())
+        user = admin["users"][0]["user"]
+        status = {"clientCertificateData": base64.b64decode(user["client-certificate-data"])
+                  .decode(), "clientKeyData": base64.b64decode(user["client-key-data"]).decode()}
+        answer = tmp_path / "answer.json"
+        answer.write_text(json.dumps({"apiVersion": kubeconfig.EXEC_VERSIONS[0],
+                                      "kind": "ExecCredential", "status": status}))
+        admin["users"][0]["user"] = {"exec": {
+            "apiVersion": kubeconfig.EXEC_VERSIONS[0], "command": sys.executable,
+            "args": ["-c", f"print(open({str(answer)!r}).read())"], "interactiveMode": "Never"}}
+
+        async def whoami() -> tuple[str, int]:
+            client = kube.Client(kubeconfig.parse(yaml.safe_dump(admin)), scratch=tmp_path / "p")
+            try:
+                review = await client.create({"apiVersion": "authentication.k8s.io/v1",
+                                              "kind": "SelfSubjectReview", "metadata": {}})
+                runs = client.auth.runs  # type: ignore[attr-defined]
+                return str(review["status"]["userInfo"]["username"]), runs
+            finally:
+                await client.close()
+
+        # /version answers anyone; a SelfSubjectReview names who the certificate made us.
+        assert asyncio.run(whoami()) == ("flotilla-admin", 1)
+        assert list((tmp_path / "p").iterdir()) == []  # the TLS files were removed
