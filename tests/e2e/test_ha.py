@@ -64,7 +64,10 @@ def replicas(engine: Engine, mgmt: Kubectl, tmp_path: Path) -> Iterator[Replicas
 
 
 def test_failover_and_handover(replicas: Replicas, engine: Engine, mgmt: Kubectl) -> None:
-    name, label, ns = f"ha-{uuid.uuid4().hex[:6]}", f"ha-{uuid.uuid4().hex[:6]}", "ha-app"
+    uid = uuid.uuid4().hex[:6]
+    # Unique names: api-only clusters have no namespace controller, so a withdrawn
+    # namespace stays Terminating and cannot be reused by the next run.
+    name, label, ns = f"ha-{uid}", f"ha-{uid}", f"ha-app-{uid}"
     # API-only clusters: no controller-manager writing ConfigMaps into new namespaces.
     clusters = [c.name for c in engine.fleet.clusters if not c.full][-2:]
     workloads = {c: engine.cluster(c) for c in clusters}

@@ -69,7 +69,9 @@ def _objects(ns: str, name: str, version: str) -> str:
 
 def test_shards_split_the_fleet_and_hand_over(shards: Shards, engine: Engine,
                                               mgmt: Kubectl) -> None:
-    name, label, ns = f"sh-{uuid.uuid4().hex[:6]}", f"sh-{uuid.uuid4().hex[:6]}", "shard-app"
+    uid = uuid.uuid4().hex[:6]
+    # Unique names: api-only clusters have no namespace controller (see test_ha).
+    name, label, ns = f"sh-{uid}", f"sh-{uid}", f"shard-app-{uid}"
     moved, stayed = [c.name for c in engine.fleet.clusters if not c.full][-2:]
     kubectl = {c: engine.cluster(c) for c in (moved, stayed)}
 
@@ -123,7 +125,7 @@ spec:
         eventually(lambda: version(moved) == "3", timeout=60, what="blue shard catches up")
 
         # Move the blue cluster to the default shard: nothing withdrawn, nothing re-applied.
-        uid = (kubectl[moved].get("configmap", name, "-n", ns) or {})["metadata"]["uid"]
+        created = (kubectl[moved].get("configmap", name, "-n", ns) or {})["metadata"]["uid"]
         writes = workload_writes(kubectl[moved], ("configmaps", "namespaces"))
         mgmt("annotate", "workloadcluster", "-n", FLEET_NS, moved, f"{api.SHARD_ANNOTATION}-")
         shards.stop(KEY)  # the default shard alone must now serve it
@@ -131,7 +133,7 @@ spec:
         eventually(lambda: version(moved) == "4", timeout=60,
                    what="the default shard took the moved cluster over")
         after = kubectl[moved].get("configmap", name, "-n", ns) or {}
-        assert after["metadata"]["uid"] == uid, "the move withdrew and re-created the object"
+        assert after["metadata"]["uid"] == created, "the move withdrew and re-created the object"
         # The writes of one update (as measured on the other cluster), nothing for the move.
         assert workload_writes(kubectl[moved], ("configmaps", "namespaces")) == writes + \
             one_update
