@@ -1,0 +1,78 @@
+"""Connections keep what touches the disk private and remove it when they close."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import stat
+import sys
+from pathlib import Path
+
+import yaml
+
+from engine.adapters import connections
+from engine.devfleet import certs
+
+TOKEN = "conn-secret-5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b"
+
+
+def _kubeconfig(token: str = TOKEN) -> str:
+    ca = base64.b64encode(certs.make_ca().cert).decode()
+    return yaml.safe_dump({
+        "clusters": [{"name": "c", "cluster": {"server": "https://10.9.8.7:6443",
+                                               "certificate-authority-data": ca}}],
+        "users": [{"name": "u", "user": {"token": token}},
+                  {"name": "other", "user": {"token": "another-users-secret"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x"})
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_private_files_and_their_removal(tmp_path: Path) -> None:
+    # pyhelm3 only checks that the executable exists; nothing runs helm here.
+    conns = connections.Connections(tmp_path, Path(sys.executable))
+
+    async def scenario() -> None:
+        conn = await conns.get("fleet", "east", _kubeconfig())
+        assert TOKEN not in repr(conn) and "10.9.8.7" in repr(conn)
+        assert _mode(conn.private) == 0o700
+        kubeconfig = conn.releases().kubeconfig
+        assert _mode(kubeconfig) == 0o600
+        text = kubeconfig.read_text()
+        assert TOKEN in text and "another-users-secret" not in text  # the current context only
+        # A new kubeconfig replaces the connection and removes the old one's files.
+        again = await conns.get("fleet", "east", _kubeconfig("rotated-token-value"))
+        assert again is not conn and not conn.private.exists()
+        await conns.forget("fleet", "east")
+        assert not again.private.exists()
+        await conns.get("fleet", "west", _kubeconfig())
+        await conns.close()
+
+    asyncio.run(scenario())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_what_a_dead_process_left_is_removed(tmp_path: Path) -> None:
+    live = connections.Connections(tmp_path, Path("helm"))
+    dead = connections.Connections(tmp_path, Path("helm"))
+
+    async def scenario() -> tuple[Path, Path]:
+        a = await live.get("fleet", "a", _kubeconfig())
+        b = await dead.get("fleet", "b", _kubeconfig())
+        return a.private, b.private
+
+    kept, left = asyncio.run(scenario())
+    assert dead._lock is not None
+    dead._lock.close()  # as if the process died: its lock goes with it
+    legacy = tmp_path / "fleet" / "c" / "0123abcd"
+    legacy.mkdir(parents=True)
+    (legacy / "kubeconfig").write_text(TOKEN)  # the layout before private directories
+    fresh = connections.Connections(tmp_path, Path("helm"))
+    asyncio.run(fresh.get("fleet", "d", _kubeconfig()))
+    assert kept.exists() and not left.exists() and not legacy.exists()
+    asyncio.run(live.close())
+    asyncio.run(fresh.close())
