@@ -65,6 +65,9 @@ class ReleasePlan:
     # Helm options: a catalog service's helmOptions under the profile's options.
     options: helmopts.HelmOptions = dataclasses.field(
         default_factory=helmopts.HelmOptions)
+    # What Helm's post-renderer does to the chart's objects for this cluster (the JSON form
+    # of `patches.Transform`: the profile's patches, extraLabels, extraAnnotations).
+    post_render: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def resolve(

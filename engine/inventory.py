@@ -62,22 +62,22 @@ class DesiredItem:
     key: Key
     hash: str
     body: Mapping[str, Any] | ReleasePlan
+    # policyRefs' skipNamespaceCreation: the object's namespace must already exist.
+    create_namespace: bool = True
 
     @classmethod
-    def for_object(cls, obj: Mapping[str, Any]) -> DesiredItem:
-        return cls(key=object_key(obj), hash=render.object_hash(obj), body=obj)
+    def for_object(cls, obj: Mapping[str, Any], *, create_namespace: bool = True) -> DesiredItem:
+        return cls(key=object_key(obj), hash=render.object_hash(obj), body=obj,
+                   create_namespace=create_namespace)
 
     @classmethod
     def for_release(cls, release: ReleasePlan, *, values: Mapping[str, Any]) -> DesiredItem:
-        """A release, hashed over its chart and its final (rendered) values."""
-        digest = render.stable_hash(
-            release.repository_url,
-            release.chart_name,
-            release.chart_version,
-            release.uninstall,
-            values,
-        )
-        return cls(key=release_key(release), hash=digest, body=release)
+        """A release, hashed over its chart, its final (rendered) values and its post-render."""
+        parts: list[Any] = [release.repository_url, release.chart_name, release.chart_version,
+                            release.uninstall, values]
+        if release.post_render:  # absent from older hashes: no redeploy without a change
+            parts.append(release.post_render)
+        return cls(key=release_key(release), hash=render.stable_hash(*parts), body=release)
 
     @property
     def is_release(self) -> bool:

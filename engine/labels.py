@@ -14,6 +14,7 @@ requires nothing matches everything.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -93,3 +94,43 @@ def parse(text: str) -> tuple[Requirement, ...] | None:
         else:
             found.append(Requirement(part, "Exists"))
     return tuple(found)
+
+
+_SET = re.compile(r"^\s*(!?)\s*([^\s!=(),]+)\s*"
+                  r"(?:(in|notin)\s*\(([^)]*)\)|(==|=|!=)\s*([^\s,=!()]*))?\s*$")
+
+
+def parse_selector(text: str) -> tuple[Requirement, ...]:
+    """Every requirement of a selector in kubectl's syntax, set-based ones included.
+
+    "a=b,c!=d,e in (x, y),f notin (z),g,!h". Raises ValueError naming the part it
+    cannot read; an empty text requires nothing.
+    """
+    found: list[Requirement] = []
+    for part in _split_top(text):
+        match = _SET.match(part)
+        if match is None or (match.group(1) and (match.group(3) or match.group(5))):
+            raise ValueError(f"cannot parse label selector requirement {part!r}")
+        negated, key, set_op, members, op, value = match.groups()
+        if set_op:
+            values = tuple(v.strip() for v in members.split(",") if v.strip())
+            found.append(Requirement(key, "In" if set_op == "in" else "NotIn", values))
+        elif op:
+            found.append(Requirement(key, "NotIn" if op == "!=" else "In", (value,)))
+        else:
+            found.append(Requirement(key, "DoesNotExist" if negated else "Exists"))
+    return tuple(found)
+
+
+def _split_top(text: str) -> list[str]:
+    """Split at commas outside parentheses ("a in (x,y),b" -> ["a in (x,y)", "b"])."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return [p.strip() for p in parts if p.strip()]

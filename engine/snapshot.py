@@ -88,7 +88,7 @@ def ref_namespace(profile_kind: str, profile_namespace: str, given: str) -> str:
 
 def references(spec: types.ProfileSpec, *, profile_kind: str,
                profile_namespace: str) -> list[Reference]:
-    """Every ConfigMap/Secret the spec references: policyRefs and helmCharts[].valuesFrom."""
+    """Every ConfigMap/Secret the spec references: policyRefs, valuesFrom and patchesFrom."""
     found: list[Reference] = []
 
     def add(ref: types.ValuesFrom, where: str) -> None:
@@ -100,6 +100,8 @@ def references(spec: types.ProfileSpec, *, profile_kind: str,
             add(ref, f"spec.helmCharts[{i}].valuesFrom[{j}]")
     for i, policy in enumerate(spec.policy_refs):
         add(policy, f"spec.policyRefs[{i}]")
+    for i, ref in enumerate(spec.patches_from):
+        add(ref, f"spec.patchesFrom[{i}]")
     return found
 
 

@@ -17,18 +17,21 @@ install: `helm upgrade --install` over a release whose first revision failed
 runs an upgrade, which skips the install-only hooks that made it fail. Every
 install and upgrade post-renders through `engine.adapters.postrender`, which
 annotates the chart's CRDs `helm.sh/resource-policy: keep`, unless the
-profile set `allowCRDDeletion`.
+profile set `allowCRDDeletion`, and runs the profile's patches,
+extraLabels and extraAnnotations over the chart's objects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,10 +185,12 @@ class Releases:
         self, *, release: str, namespace: str, chart_dir: Path, values: Mapping[str, Any],
         options: HelmOptions | None = None, on_start: Callable[[str], None] | None = None,
         before_upgrade: Callable[[ReleaseState], Awaitable[None]] | None = None,
+        transform: Mapping[str, Any] | None = None,
     ) -> ReleaseState:
         """Install, or upgrade when a release exists; `on_start` hears which, just before.
 
         `before_upgrade` sees the current revision first (its manifest included).
+        `transform` (the JSON form of `patches.Transform`) is run by the post-renderer.
         """
         opts = (options or HelmOptions()).resolved()
         what = f"release {namespace}/{release}"
@@ -198,13 +203,29 @@ class Releases:
         if state is not None and before_upgrade is not None:
             await before_upgrade(state)
         verb = "install" if state is None else "upgrade"
-        render = [] if opts.allow_crd_deletion else postrender.flags()
-        build = helmargs.install if state is None else helmargs.upgrade
-        argv = build(release, str(chart_dir), namespace, opts, post_render=render)
-        if on_start is not None:
-            on_start(verb)
-        out = await self._run(argv, f"helm {verb} of {what}", values)
+        with self._transform_file(transform) as path:
+            render = postrender.flags(keep_crds=not opts.allow_crd_deletion, transform=path)
+            build = helmargs.install if state is None else helmargs.upgrade
+            argv = build(release, str(chart_dir), namespace, opts, post_render=render)
+            if on_start is not None:
+                on_start(verb)
+            out = await self._run(argv, f"helm {verb} of {what}", values)
         return ReleaseState.from_json(_json_object(out))
+
+    @contextlib.contextmanager
+    def _transform_file(self, transform: Mapping[str, Any] | None) -> Iterator[Path | None]:
+        """The post-renderer's transform as a file in the private work directory (0600)."""
+        if not transform:
+            yield None
+            return
+        fd, name = tempfile.mkstemp(prefix="transform-", suffix=".json",
+                                    dir=self.kubeconfig.parent)
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(dict(transform), out)
+            yield Path(name)
+        finally:
+            Path(name).unlink(missing_ok=True)
 
     async def render_upgrade(
         self, *, release: str, namespace: str, chart_dir: Path, values: Mapping[str, Any],

@@ -47,6 +47,9 @@ class ClusterWatches:
         self.cache: dict[ObjKey, dict[str, Any]] = {}
         self.synced: set[WatchSpec] = set()
         self._tasks: dict[WatchSpec, asyncio.Task[None]] = {}
+        # What each watch holds: two watches of one kind with different selectors (Helm's
+        # objects and ours) share the cache, and neither may evict what the other holds.
+        self._held: dict[WatchSpec, set[ObjKey]] = {}
 
     def ensure(self, wanted: set[WatchSpec]) -> None:
         for spec in wanted - set(self._tasks):
@@ -54,8 +57,12 @@ class ClusterWatches:
         for spec in set(self._tasks) - wanted:
             self._tasks.pop(spec).cancel()
             self.synced.discard(spec)
-            for key in [k for k in self.cache if k[:2] == (spec.api_version, spec.kind)]:
-                self.cache.pop(key, None)
+            for key in self._held.pop(spec, set()):
+                if not self._held_elsewhere(key, spec):
+                    self.cache.pop(key, None)
+
+    def _held_elsewhere(self, key: ObjKey, spec: WatchSpec) -> bool:
+        return any(key in keys for other, keys in self._held.items() if other != spec)
 
     async def stop(self) -> None:
         for task in self._tasks.values():
@@ -71,17 +78,18 @@ class ClusterWatches:
             try:
                 items, doc_rv = await self.client.list_versioned(
                     spec.api_version, spec.kind, label_selector=spec.label_selector)
-                seen = set()
+                seen: set[ObjKey] = set()
                 for obj in items:
                     obj.setdefault("apiVersion", spec.api_version)
                     obj.setdefault("kind", spec.kind)
                     key = obj_key(obj)
                     seen.add(key)
                     self.cache[key] = obj
-                for key in [k for k in self.cache if k[:2] == (spec.api_version, spec.kind)
-                            and k not in seen]:
-                    gone = self.cache.pop(key)
-                    await self.callback(self.cluster, "DELETED", gone)
+                previous, self._held[spec] = self._held.get(spec, set()), seen
+                for key in previous - seen:
+                    gone = None if self._held_elsewhere(key, spec) else self.cache.pop(key, None)
+                    if gone is not None:
+                        await self.callback(self.cluster, "DELETED", gone)
                 self.synced.add(spec)
                 # A fresh list is a check point: objects deleted while we were away count.
                 await self.callback(self.cluster, "SYNCED", {"apiVersion": spec.api_version,
@@ -95,9 +103,14 @@ class ClusterWatches:
                     obj.setdefault("apiVersion", spec.api_version)
                     obj.setdefault("kind", spec.kind)
                     key = obj_key(obj)
-                    if type_ == "DELETED":
+                    held = self._held.setdefault(spec, set())
+                    if type_ == "DELETED":  # gone, or no longer matching this selector
+                        held.discard(key)
+                        if self._held_elsewhere(key, spec):
+                            continue
                         self.cache.pop(key, None)
                     else:
+                        held.add(key)
                         self.cache[key] = obj
                     await self.callback(self.cluster, type_, obj)
             except asyncio.CancelledError:

@@ -112,9 +112,10 @@ class Workload:
 
     async def apply(self, obj: Mapping[str, Any], owner: Owner, obj_hash: str, *,
                     dry_run: bool = False, exclusions: Sequence[str] = (),
-                    taken: list[str] | None = None) -> dict[str, Any]:
+                    taken: list[str] | None = None,
+                    create_namespace: bool = True) -> dict[str, Any]:
         meta = obj["metadata"]
-        if meta.get("namespace") and not dry_run:
+        if meta.get("namespace") and not dry_run and create_namespace:
             await self.ensure_namespace(meta["namespace"])
         what = f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']}".replace(" /", " ")
         for _ in range(_CLAIM_ATTEMPTS):
@@ -126,8 +127,14 @@ class Workload:
                 try:
                     return await self._create(body, dry_run)
                 except kube.ApiError as exc:
-                    if exc.status == 404:  # its namespace went away since we looked
-                        self._namespaces.discard(meta.get("namespace") or "")
+                    if exc.status == 404 and meta.get("namespace"):
+                        # Its namespace went away since we looked, or was never ours to
+                        # create (skipNamespaceCreation): it may exist later, so retry.
+                        self._namespaces.discard(meta["namespace"])
+                        raise errors.RetriableError(
+                            f"{what}: namespace {meta['namespace']} does not exist" +
+                            ("" if create_namespace else " (skipNamespaceCreation)"),
+                            reason="NamespaceNotFound", delay=5) from exc
                     if exc.status != 409:
                         raise
                     continue  # someone created it meanwhile: judge its owner again

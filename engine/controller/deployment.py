@@ -6,8 +6,8 @@ status row; a failure is a row with a message, not an aborted run.
 `continueOnConflict` / `continueOnError` decide whether later items still go
 ahead. An item whose dependencies are not healthy yet waits (Provisioning,
 with the reason) and the summary is re-queued. Failed rows count their
-consecutive failures of the same input; at the fifth the row is
-FailedNonRetriable until the input changes or a retry is requested.
+consecutive failures of the same input; at `maxConsecutiveFailures` (default
+5) the row is FailedNonRetriable until the input changes or a retry is requested.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ class Deployment:
         failures = int(old.get("consecutiveFailures", 0)) if same_input else 0
         if state in ("Failed", "FailedNonRetriable"):
             failures += 1
-            if state == "Failed" and retry.gives_up(failures):
+            limit = self.pspec.max_consecutive_failures or retry.MAX_CONSECUTIVE_FAILURES
+            if state == "Failed" and retry.gives_up(failures, limit):
                 state = "FailedNonRetriable"
                 message = (f"gave up after {failures} consecutive failures (change the input "
                            f"or run `flotilla retry`): {message}")

@@ -11,13 +11,14 @@ naming the field, before a single write happens.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from engine import catalog, errors, inventory, render, snapshot
+from engine import catalog, errors, inventory, patches, render, snapshot
 from engine.controller import context, profiles, revisions
 from engine.model import types
 from engine.model.helmopts import HelmOptions
@@ -59,6 +60,7 @@ async def build(ctx: context.Context, profile: dict[str, Any], spec: types.Profi
         spec, profile_kind=profile["kind"], profile_namespace=profile["metadata"].get(
             "namespace") or "")}
     releases = catalog.resolve(spec, _catalog(ctx, snap))
+    transform = await _transform(ctx, snap, spec, refs, template_ctx)
     desired = Desired(items=[])
     for rel in releases:
         values: Any = dict(rel.values)
@@ -79,16 +81,62 @@ async def build(ctx: context.Context, profile: dict[str, Any], spec: types.Profi
                                            reason="InvalidValues") from exc
                 if isinstance(extra, dict):
                     values = render.deep_merge(values, extra)
+        if not transform.empty:
+            rel = dataclasses.replace(rel, post_render=transform.to_json())
         item = inventory.DesiredItem.for_release(rel, values=values)
         desired.items.append(item)
         desired.values[item.key] = values
         desired.releases[rel.release_name] = rel
-    for i in range(len(spec.policy_refs)):
+    chosen: dict[inventory.Key, tuple[int, inventory.DesiredItem]] = {}
+    for i, policy in enumerate(spec.policy_refs):
+        if policy.deployment_type is types.DeploymentType.LOCAL:
+            continue  # not supported: the profile's Unsupported condition says so
         where = f"spec.policyRefs[{i}]"
         data = await _ref_data(ctx, snap, refs[where])
-        for obj in render.load_manifests(data or {}, field=where):
-            desired.items.append(inventory.DesiredItem.for_object(obj))
+        objects = transform.apply(render.load_manifests(data or {}, field=where))
+        for obj in objects:
+            item = inventory.DesiredItem.for_object(
+                obj, create_namespace=not policy.skip_namespace_creation)
+            # Two refs holding one object: the lower policyRef tier's copy is deployed (a tie
+            # is left to inventory.changes, which reports the object as defined twice).
+            held = chosen.get(item.key)
+            if held is not None and held[0] < policy.tier:
+                continue
+            if held is not None and held[0] > policy.tier:
+                desired.items.remove(held[1])
+            chosen[item.key] = (policy.tier, item)
+            desired.items.append(item)
     return desired
+
+
+async def _transform(ctx: context.Context, snap: snapshot.Snapshot, spec: types.ProfileSpec,
+                     refs: Mapping[str, snapshot.Reference],
+                     template_ctx: Mapping[str, Any]) -> patches.Transform:
+    """The profile's patches (templated for this cluster), extraLabels and extraAnnotations."""
+    found: list[patches.Patch] = []
+    for i, p in enumerate(spec.patches):
+        where = f"spec.patches[{i}]"
+        text = render.template_values(p.patch, template_ctx, field=f"{where}.patch")
+        target = None if p.target is None else patches.Target(
+            group=p.target.group, version=p.target.version, kind=p.target.kind,
+            name=p.target.name, namespace=p.target.namespace,
+            label_selector=p.target.label_selector,
+            annotation_selector=p.target.annotation_selector)
+        found.append(patches.Patch(patch=str(text), target=target, field=where))
+    for i in range(len(spec.patches_from)):
+        where = f"spec.patchesFrom[{i}]"
+        data = await _ref_data(ctx, snap, refs[where]) or {}
+        for key in sorted(data):
+            text = render.template_values(data[key], template_ctx, field=f"{where} key {key}")
+            for entry in patches.parse_patches(str(text), field=f"{where} key {key}"):
+                target = entry.get("target")
+                found.append(patches.Patch(
+                    patch=str(entry["patch"]), field=f"{where} key {key}",
+                    target=None if target is None else patches.Target.from_json(target)))
+    transform = patches.Transform(patches=tuple(found), labels=dict(spec.extra_labels),
+                                  annotations=dict(spec.extra_annotations))
+    transform.check()  # a bad patch is a spec error here, not a failed helm run later
+    return transform
 
 
 def release_options(ctx: context.Context, summary: Mapping[str, Any], namespace: str,

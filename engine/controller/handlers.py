@@ -362,7 +362,7 @@ async def on_configmap(type: str | None, body: kopf.Body, **_: Any) -> None:
     for kind in api.PROFILE_KINDS:
         for profile in ctx().store.all(kind):
             spec = profile.get("spec") or {}
-            refs = list(spec.get("policyRefs") or [])
+            refs = list(spec.get("policyRefs") or []) + list(spec.get("patchesFrom") or [])
             for chart in spec.get("helmCharts") or []:
                 refs += chart.get("valuesFrom") or []
             pns = profile["metadata"].get("namespace")

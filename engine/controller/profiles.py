@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from engine import api, catalog, drift, errors, inventory, select
+from engine import api, catalog, drift, errors, inventory, select, unsupported
 from engine.adapters import kube
 from engine.controller import context, reporting, revisions, rollout_step, store
 from engine.model import conditions, types
@@ -273,8 +273,19 @@ async def _rollup(ctx: context.Context, body: dict[str, Any], spec_hash: str, re
     cond = conditions.set_condition(
         cond, type="Drifted", status=bool(drifted), reason="Drifted" if drifted else "InSync",
         message=f"{drifted} clusters drifted", observed_generation=gen, now=now)
+    # Sveltos fields accepted but not honoured are said, never silently ignored.
+    found = unsupported.fields(body.get("spec") or {})
+    was = conditions.get_condition(status.get("conditions"), "Unsupported") or {}
+    cond = conditions.set_condition(
+        cond, type="Unsupported", status=bool(found),
+        reason=unsupported.REASON if found else "AllSupported",
+        message=unsupported.message(found)[:900], observed_generation=gen, now=now)
     status["conditions"] = cond
     written = await reporting.patch_status(ctx.mgmt, body, status, cache=ctx.store)
+    if written and found and (was.get("status") != "True" or was.get("message") !=
+                              unsupported.message(found)[:900]):
+        await ctx.recorder.event(body, type="Warning", reason=unsupported.REASON,
+                                 message=unsupported.message(found)[:900])
     if written and phase == "Ready" and (body.get("status") or {}).get("phase") != "Ready":
         await ctx.recorder.event(body, type="Normal", reason="Ready",
                                  message=f"all {matched} clusters ready at revision {revision}")

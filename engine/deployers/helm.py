@@ -159,7 +159,7 @@ async def install(conn: connections.Connection, rel: ReleasePlan, chart_dir: Pat
         await conn.releases().install_or_upgrade(
             release=rel.release_name, namespace=rel.namespace, chart_dir=chart_dir,
             values=values, options=rel.options, on_start=reporter.start,
-            before_upgrade=protect)
+            before_upgrade=protect, transform=rel.post_render)
     except errors.FlotillaError as exc:
         await reporter.stop()
         if exc.reason not in ("HookTimeout", "HookFailed"):

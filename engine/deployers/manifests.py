@@ -39,7 +39,7 @@ class Manifests:
         body = _body(item)
         await target.conn.workload.apply(
             body, target.owner, item.hash, exclusions=drift.exclusions_for(target.pspec, body),
-            taken=target.taken)
+            taken=target.taken, create_namespace=item.create_namespace)
 
     async def still_ours(self, target: base.Target, item: inventory.DesiredItem) -> None:
         await target.conn.workload.still_ours(item.key, target.owner)
@@ -79,7 +79,8 @@ class Manifests:
                       values: Mapping[str, Any]) -> None:
         body = _body(item)
         await target.conn.workload.apply(body, target.owner, item.hash,
-                                         exclusions=drift.exclusions_for(target.pspec, body))
+                                         exclusions=drift.exclusions_for(target.pspec, body),
+                                         create_namespace=item.create_namespace)
 
 
 async def change(target: base.Target, item: inventory.DesiredItem) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from engine import api
+from engine.model import schema_deploy
 from engine.model.schema_health import health_check
 from engine.model.schema_helm import helm_options
 from engine.model.schema_parts import (
@@ -49,7 +50,6 @@ from engine.model.schema_parts import (
     label_selector,
     obj,
     object_ref,
-    ref_list,
     rollout,
     rule,
     string,
@@ -188,10 +188,7 @@ def profile_spec(*, tenant: bool) -> Schema:
                           rules=[rule(UNIQUE_NAMES, "service names must be unique")]),
         "helmCharts": array("Helm charts (Sveltos shape).", helm_chart(helm_options(
             "Helm options (Sveltos' HelmOptions, plus allowCRDDeletion).")), max_items=100),
-        "policyRefs": ref_list(f"ConfigMaps/Secrets{scope} whose data are YAML manifests to "
-                               "apply.", max_items=256, rules=[rule(
-                                   "self.kind in ['ConfigMap', 'Secret']",
-                                   "kind must be ConfigMap or Secret", field_path=".kind")]),
+        "policyRefs": schema_deploy.policy_refs(scope),
         "syncMode": string("OneTime deploys once; Continuous follows changes; "
                            "ContinuousWithDriftDetection also repairs drift; DryRun only reports.",
                            enum=("OneTime", "Continuous", "ContinuousWithDriftDetection",
@@ -211,6 +208,7 @@ def profile_spec(*, tenant: bool) -> Schema:
                                  health_check("A health check."), max_items=64),
         "driftExclusions": array("Drift exclusions.", exclusion, max_items=64),
         "rollout": rollout(),
+        **schema_deploy.profile_fields(scope),
     })
 
 
@@ -248,7 +246,8 @@ def profile_status() -> Schema:
                 max_items=10000),
         }),
         "observedGeneration": count("Last metadata.generation acted on.", fmt="int64"),
-        "conditions": conditions("Ready, Progressing, Degraded, Drifted, Paused, Conflict"),
+        "conditions": conditions("Ready, Progressing, Degraded, Drifted, Paused, Conflict, "
+                                 "Unsupported"),
     })
 
 
@@ -278,7 +277,8 @@ def cluster_summary_status() -> Schema:
         "message": string("Failure or conflict reason.", max_length=MESSAGE_LEN),
         "reason": string("CamelCase reason of a failure, e.g. HookTimeout.", max_length=TEXT_LEN),
         "consecutiveFailures": count("Failed attempts since the last success, hash change or "
-                                     "retry request; at 5 the item is FailedNonRetriable."),
+                                     "retry request; at the profile's maxConsecutiveFailures "
+                                     "(default 5) the item is FailedNonRetriable."),
         "lastAppliedTime": string("When it was last applied (RFC 3339)."),
         "lastAttemptTime": string("When the last failed attempt ended (RFC 3339)."),
         "version": string("Deployed chart or service version."),

@@ -259,6 +259,11 @@ def helm_chart(options: Schema) -> Schema:
         "valuesFrom": ref_list("ConfigMaps/Secrets whose data are merged into the values, "
                                "in order.", max_items=32),
         "options": options,
+        "registryCredentialsConfig": any_value("Sveltos' credentials for the chart registry. "
+                                               "Accepted; not honoured yet (reported as "
+                                               "Unsupported)."),
+        "signatureVerification": any_value("Sveltos' chart signature verification. Accepted; "
+                                           "not honoured yet (reported as Unsupported)."),
     }, rules=[
         _required("releaseName"),
         _required("releaseNamespace"),

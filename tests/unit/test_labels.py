@@ -89,3 +89,22 @@ class TestParse:
 
     def test_set_based_is_not_parsed(self) -> None:
         assert labels.parse("tier in (a, b)") is None
+
+
+class TestParseSelector:
+    """kubectl's whole selector syntax, set-based requirements included (patch targets)."""
+
+    def test_every_form(self) -> None:
+        assert labels.parse_selector("a=b, c!=d,e in (x, y),f notin (z),g,!h,i==j") == (
+            Requirement("a", "In", ("b",)), Requirement("c", "NotIn", ("d",)),
+            Requirement("e", "In", ("x", "y")), Requirement("f", "NotIn", ("z",)),
+            Requirement("g", "Exists"), Requirement("h", "DoesNotExist"),
+            Requirement("i", "In", ("j",)))
+
+    def test_empty_requires_nothing(self) -> None:
+        assert labels.parse_selector("  ") == ()
+
+    @pytest.mark.parametrize("text", ["a in x", "!a=b", "a=b=c", "a in (x"])
+    def test_unreadable_parts_are_named(self, text: str) -> None:
+        with pytest.raises(ValueError, match="cannot parse"):
+            labels.parse_selector(text)
