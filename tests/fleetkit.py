@@ -109,9 +109,11 @@ class Engine:
     """The controller as a real `flotilla controller` process against the fleet."""
 
     def __init__(self, fleet: Any, repo: ChartRepo, mgmt: Kubectl, workdir: Path,
-                 extra: tuple[str, ...] = ()) -> None:
+                 extra: tuple[str, ...] = (), kubeconfig: str | None = None) -> None:
         self.fleet, self.repo, self.mgmt, self.workdir = fleet, repo, mgmt, workdir
         self.extra = extra  # more controller flags (election, shard, health port)
+        # The controller's own management kubeconfig (default: the fleet's admin one).
+        self.mgmt_kubeconfig = kubeconfig or str(fleet.management.kubeconfig)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         from engine.devfleet import procs
@@ -120,7 +122,7 @@ class Engine:
 
     def start(self) -> None:
         argv = [sys.executable, "-m", "engine.cli", "controller", "--kubeconfig",
-                self.fleet.management.kubeconfig, "--helm", str(bins() / "helm"),
+                self.mgmt_kubeconfig, "--helm", str(bins() / "helm"),
                 "--workdir", str(self.workdir / "work"), *self.repo.mirror_flags()]
         argv += ["--metrics-port", str(self.metrics_port)]
         # Short, so the withdrawal test sees an unreachable cluster let go within a test's time.

@@ -66,11 +66,25 @@ def ready() -> tuple[bool, str]:
     return True, "leading" if elector.leading else "standby"
 
 
+def management_config() -> kubeconfig.KubeConfig:
+    opts = options()
+    return kubeconfig.load(opts.kubeconfig) if opts.kubeconfig else kubeconfig.in_cluster()
+
+
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    if options().kubeconfig:
-        return kopf.login_with_kubeconfig(**kwargs)
-    return kopf.login_with_service_account(**kwargs)
+async def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf logs in with what our own client would send: exec plugins and rotating token
+    files included (kopf's kubeconfig login knows neither), and asks again at expiry."""
+    client: kube.Client | None = STATE.get("login")
+    if client is None:
+        client = STATE["login"] = kube.Client(management_config(), name="management-login")
+    cred = await client.credential()
+    config = client.config
+    return kopf.ConnectionInfo(
+        server=config.server, ca_data=config.ca_data, insecure=config.insecure,
+        scheme="Bearer" if cred.token else None, token=cred.token,
+        certificate_data=cred.cert_data, private_key_data=cred.key_data,
+        expiration=cred.expires, default_namespace=None)
 
 
 @kopf.on.startup()
@@ -79,7 +93,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.persistence.finalizer = api.KOPF_FINALIZER
     opts = options()
-    config = kubeconfig.load(opts.kubeconfig) if opts.kubeconfig else kubeconfig.in_cluster()
+    config = management_config()
     mgmt = kube.Client(config, name="management")
     cache = store.Store()
     c = context.Context(
@@ -168,6 +182,9 @@ async def cleanup(**_: Any) -> None:
     if elector is not None:
         await elector.release()  # a standby takes over on its next try, not after the lease
         await elector.client.close()
+    login_client: kube.Client | None = STATE.get("login")
+    if login_client is not None:
+        await login_client.close()
     c = STATE.get("ctx")
     if c is not None:
         if c.drift is not None:
@@ -354,7 +371,8 @@ async def on_configmap(type: str | None, body: kopf.Body, **_: Any) -> None:
         _remember("MirrorConfigMap", type, body)
         return
     old, new = _remember("ConfigMap", type, body)
-    if old is not None and old.get("data") == new.get("data") and type != "DELETED":
+    if old is not None and old.get("data") == new.get("data") \
+            and old.get("binaryData") == new.get("binaryData") and type != "DELETED":
         return
     ns, name = meta.get("namespace"), meta.get("name")
     # A profile referencing this ConfigMap records its new content as a new revision, which
@@ -365,6 +383,8 @@ async def on_configmap(type: str | None, body: kopf.Body, **_: Any) -> None:
             refs = list(spec.get("policyRefs") or []) + list(spec.get("patchesFrom") or [])
             for chart in spec.get("helmCharts") or []:
                 refs += chart.get("valuesFrom") or []
+            for kust in spec.get("kustomizationRefs") or []:
+                refs += [kust, *(kust.get("valuesFrom") or [])]
             pns = profile["metadata"].get("namespace")
             if any(r.get("kind") == "ConfigMap" and r.get("name") == name
                    and (r.get("namespace") or pns) == ns for r in refs):
