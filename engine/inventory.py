@@ -21,11 +21,15 @@ from engine import errors, render
 from engine.catalog import ReleasePlan
 
 # (group, version, kind, namespace, name) for objects, ("helm", namespace,
-# release) for Helm releases. Plain tuples so they serialise and sort.
+# release) for Helm releases, ("kustomize", group, version, kind, namespace, name)
+# for objects a kustomizationRef built. Plain tuples so they serialise and sort.
 Key = tuple[str, ...]
 
 HELM = "helm"
-OBJECT = "object"  # the kind of every key that is not a Helm release
+KUSTOMIZE = "kustomize"
+OBJECT = "object"  # the kind of every key that is neither of the above
+# The status.inventory row's `feature` for kustomize keys (Sveltos' feature name).
+_KUSTOMIZE_FEATURE = "Kustomize"
 # The ClusterSummary inventory only has object-shaped rows; a release is
 # recorded as kind HelmRelease with no group/version, which no real API has.
 _HELM_KIND = "HelmRelease"
@@ -47,8 +51,15 @@ def object_key(obj: Mapping[str, Any]) -> Key:
 
 
 def kind_of(key: Key) -> str:
-    """HELM for a Helm release key, OBJECT for an object's: which deployer handles it."""
-    return HELM if key[0] == HELM and len(key) == 3 else OBJECT
+    """HELM, KUSTOMIZE or OBJECT: which deployer handles the key."""
+    if key[0] == HELM and len(key) == 3:
+        return HELM
+    return KUSTOMIZE if key[0] == KUSTOMIZE and len(key) == 6 else OBJECT
+
+
+def object_part(key: Key) -> Key:
+    """(group, version, kind, namespace, name) of an object or kustomize key."""
+    return key[1:] if kind_of(key) == KUSTOMIZE else key
 
 
 def release_key(release: ReleasePlan) -> Key:
@@ -79,6 +90,11 @@ class DesiredItem:
             parts.append(release.post_render)
         return cls(key=release_key(release), hash=render.stable_hash(*parts), body=release)
 
+    @classmethod
+    def for_kustomized(cls, obj: Mapping[str, Any]) -> DesiredItem:
+        """An object a kustomizationRef built: deployed like a manifest, keyed apart."""
+        return cls(key=(KUSTOMIZE, *object_key(obj)), hash=render.object_hash(obj), body=obj)
+
     @property
     def is_release(self) -> bool:
         return kind_of(self.key) == HELM
@@ -96,8 +112,8 @@ class InventoryEntry:
         if self.key[0] == HELM and len(self.key) == 3:
             group, version, kind, namespace, name = "", "", _HELM_KIND, self.key[1], self.key[2]
         else:
-            group, version, kind, namespace, name = self.key
-        return {
+            group, version, kind, namespace, name = object_part(self.key)
+        row = {
             "group": group,
             "version": version,
             "kind": kind,
@@ -105,6 +121,9 @@ class InventoryEntry:
             "name": name,
             "hash": self.hash,
         }
+        if kind_of(self.key) == KUSTOMIZE:
+            row["feature"] = _KUSTOMIZE_FEATURE
+        return row
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> InventoryEntry:
@@ -113,7 +132,9 @@ class InventoryEntry:
 
         if get("kind") == _HELM_KIND and not get("group") and not get("version"):
             return cls(key=(HELM, get("namespace"), get("name")), hash=get("hash"))
-        key = (get("group"), get("version"), get("kind"), get("namespace"), get("name"))
+        key: Key = (get("group"), get("version"), get("kind"), get("namespace"), get("name"))
+        if get("feature") == _KUSTOMIZE_FEATURE:
+            key = (KUSTOMIZE, *key)
         return cls(key=key, hash=get("hash"))
 
 
@@ -163,7 +184,7 @@ def changes(
 def _describe(key: Key) -> str:
     if key[0] == HELM and len(key) == 3:
         return f"Helm release {key[1]}/{key[2]}"
-    group, version, kind, namespace, name = key
+    group, version, kind, namespace, name = object_part(key)
     api = f"{group}/{version}" if group else version
     return f"{kind} {namespace + '/' if namespace else ''}{name} ({api})"
 

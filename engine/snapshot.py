@@ -50,6 +50,8 @@ class Reference:
     name: str
     optional: bool
     field: str
+    # A kustomizationRef's: binary content (binaryData, non-UTF-8 Secret data) is kept too.
+    binary: bool = False
 
     @property
     def key(self) -> str:
@@ -88,7 +90,8 @@ def ref_namespace(profile_kind: str, profile_namespace: str, given: str) -> str:
 
 def references(spec: types.ProfileSpec, *, profile_kind: str,
                profile_namespace: str) -> list[Reference]:
-    """Every ConfigMap/Secret the spec references: policyRefs, valuesFrom and patchesFrom."""
+    """Every ConfigMap/Secret the spec references: policyRefs, valuesFrom, patchesFrom and
+    kustomizationRefs (with their valuesFrom)."""
     found: list[Reference] = []
 
     def add(ref: types.ValuesFrom, where: str) -> None:
@@ -102,6 +105,14 @@ def references(spec: types.ProfileSpec, *, profile_kind: str,
         add(policy, f"spec.policyRefs[{i}]")
     for i, ref in enumerate(spec.patches_from):
         add(ref, f"spec.patchesFrom[{i}]")
+    for i, kust in enumerate(spec.kustomization_refs):
+        if not kust.supported:
+            continue  # a Flux source or Local: the Unsupported condition names it
+        ns = ref_namespace(profile_kind, profile_namespace, kust.namespace)
+        found.append(Reference(str(kust.kind), ns, kust.name, False,
+                               f"spec.kustomizationRefs[{i}]", binary=True))
+        for j, ref in enumerate(kust.values_from):
+            add(ref, f"spec.kustomizationRefs[{i}].valuesFrom[{j}]")
     return found
 
 

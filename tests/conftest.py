@@ -63,6 +63,20 @@ def test_helm() -> Iterator[Path]:
             os.environ.pop("FLOTILLA_HELM", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def test_kubectl() -> Iterator[Path]:
+    """The test binaries' kubectl, named through FLOTILLA_KUBECTL (kustomizationRefs build
+    with it) for every controller a test runs, as `test_helm` does for helm."""
+    path = Path(os.environ.get("FLOTILLA_KUBECTL") or fleetkit_bins() / "kubectl")
+    previous = os.environ.get("FLOTILLA_KUBECTL")
+    os.environ["FLOTILLA_KUBECTL"] = str(path)
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop("FLOTILLA_KUBECTL", None)
+
+
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devfleet.Fleet]:
     reuse = os.environ.get("FLOTILLA_TEST_FLEET")

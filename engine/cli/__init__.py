@@ -102,6 +102,9 @@ def parser() -> argparse.ArgumentParser:
                      help="management cluster (default: the pod's ServiceAccount)")
     ctl.add_argument("--helm", default=None, help="helm binary (default: $FLOTILLA_HELM, "
                      "else helm on PATH; Helm >= 3.14, < 4)")
+    ctl.add_argument("--kubectl", default=None, help="kubectl binary for kustomizationRefs "
+                     "(default: $FLOTILLA_KUBECTL, else kubectl on PATH; looked up when a "
+                     "profile first needs it)")
     ctl.add_argument("--workdir", default=None, help="charts, helm cache and private "
                      "kubeconfigs (default: $FLOTILLA_WORKDIR, else ~/.cache/flotilla/controller)")
     ctl.add_argument("--chart-mirror", action="append", default=[],

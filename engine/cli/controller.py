@@ -11,8 +11,9 @@ release); the controller is the one part of Flotilla that imports kopf.
 from __future__ import annotations
 
 import argparse
+import os
 
-from engine.adapters import helmbin
+from engine.adapters import helmbin, kustomizebin
 from engine.controller import context, leader, main
 from engine.controller.options import Options
 
@@ -21,6 +22,9 @@ def controller_command(args: argparse.Namespace) -> int:
     timings = leader.Timings(lease_duration=args.lease_duration,
                              renew_deadline=args.renew_deadline, retry_period=args.retry_period)
     timings.check()
+    if args.kubectl:  # read by adapters.kustomizebin when a kustomization is first built
+        os.environ[kustomizebin.ENV] = args.kubectl
+        kustomizebin.locate()  # a wrong --kubectl stops here, not at the first profile
     options = Options(
         kubeconfig=args.kubeconfig, helm=helmbin.find(args.helm),
         workdir=helmbin.workdir(args.workdir),

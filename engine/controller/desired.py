@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from engine import catalog, errors, inventory, patches, render, snapshot
-from engine.controller import context, profiles, revisions
+from engine import catalog, deployers, errors, inventory, patches, render, snapshot
+from engine.controller import context, kustomized, profiles, revisions
 from engine.model import types
 from engine.model.helmopts import HelmOptions
 
@@ -106,6 +106,14 @@ async def build(ctx: context.Context, profile: dict[str, Any], spec: types.Profi
                 desired.items.remove(held[1])
             chosen[item.key] = (policy.tier, item)
             desired.items.append(item)
+    placed = {item.key for item in desired.items}
+    for item in await kustomized.items(spec, refs, lambda ref: _ref_data(ctx, snap, ref),
+                                       template_ctx, transform.apply):
+        if inventory.object_part(item.key) in placed:  # one live object, two features
+            raise errors.SpecError(f"{deployers.for_item(item).row(item).name} is in a "
+                                   "policyRef and a kustomization", field="spec",
+                                   reason="DuplicateObject")
+        desired.items.append(item)
     return desired
 
 

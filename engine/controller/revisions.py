@@ -20,7 +20,7 @@ import base64
 import contextlib
 from typing import Any
 
-from engine import api, errors, snapshot
+from engine import api, errors, kustomize, snapshot
 from engine.adapters import kube
 from engine.controller import context
 from engine.model import types
@@ -63,14 +63,30 @@ async def read_reference(ctx: context.Context, ref: snapshot.Reference) -> snaps
         if body is None:  # the store only holds ConfigMaps we were told about; ask once
             body = await ctx.mgmt.get("v1", "ConfigMap", ref.namespace, ref.name)
         data = {str(k): str(v) for k, v in (body.get("data") or {}).items()} if body else None
+        if body and ref.binary:  # already base64 in the API; kept so, under a marked key
+            data = {**(data or {}), **{kustomize.BINARY_PREFIX + str(k): str(v)
+                                       for k, v in (body.get("binaryData") or {}).items()}}
     else:
         body = await ctx.mgmt.get("v1", "Secret", ref.namespace, ref.name)
-        data = {str(k): base64.b64decode(v).decode() for k, v in
-                (body.get("data") or {}).items()} if body else None
+        data = None if not body else {
+            k: v for k, v in (_secret_entry(str(k), str(v), ref.binary)
+                              for k, v in (body.get("data") or {}).items())}
     if data is None and not ref.optional:
         raise errors.SpecError(f"{ref.kind} {ref.namespace}/{ref.name} not found",
                                field=ref.field, reason="ReferenceNotFound")
     return data
+
+
+def _secret_entry(key: str, encoded: str, binary: bool) -> tuple[str, str]:
+    """A Secret key decoded to text; for a kustomization, bytes that are not UTF-8 (a
+    tarball) stay base64 under a marked key."""
+    raw = base64.b64decode(encoded)
+    try:
+        return key, raw.decode()
+    except UnicodeDecodeError:
+        if not binary:
+            raise
+        return kustomize.BINARY_PREFIX + key, encoded
 
 
 async def build(ctx: context.Context, profile: dict[str, Any],
@@ -84,7 +100,7 @@ async def build(ctx: context.Context, profile: dict[str, Any],
     for ref in snapshot.references(spec, profile_kind=profile["kind"],
                                    profile_namespace=meta.get("namespace") or ""):
         target = secrets if ref.kind == "Secret" else configmaps
-        if ref.key not in target:
+        if ref.key not in target or ref.binary:  # a kustomizationRef's read keeps binaryData
             target[ref.key] = await read_reference(ctx, ref)
     return snapshot.Snapshot(spec=snapshot.content_of(profile.get("spec") or {}),
                              configmaps=configmaps, secrets=secrets,

@@ -353,7 +353,7 @@ async def _abandon(ctx: context.Context, summary: dict[str, Any], why: str) -> N
 def _entry_name(entry: inventory.InventoryEntry) -> str:
     if entry.key[0] == inventory.HELM and len(entry.key) == 3:
         return f"helm release {entry.key[1]}/{entry.key[2]}"
-    _group, _version, kind, ns, name = entry.key
+    _group, _version, kind, ns, name = inventory.object_part(entry.key)
     return f"{kind} {ns + '/' if ns else ''}{name}"
 
 

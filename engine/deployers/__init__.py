@@ -11,11 +11,12 @@ import the controller.
 from __future__ import annotations
 
 from engine import inventory
-from engine.deployers import base, helm, manifests
+from engine.deployers import base, helm, kustomize, manifests
 
 _TABLE: dict[str, base.Deployer] = {
     inventory.HELM: helm.Helm(),
     inventory.OBJECT: manifests.Manifests(),
+    inventory.KUSTOMIZE: kustomize.Kustomize(),
 }
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from engine import api
-from engine.model import schema_deploy
+from engine.model import schema_deploy, schema_kustomize
 from engine.model.schema_health import health_check
 from engine.model.schema_helm import helm_options
 from engine.model.schema_parts import (
@@ -189,6 +189,7 @@ def profile_spec(*, tenant: bool) -> Schema:
         "helmCharts": array("Helm charts (Sveltos shape).", helm_chart(helm_options(
             "Helm options (Sveltos' HelmOptions, plus allowCRDDeletion).")), max_items=100),
         "policyRefs": schema_deploy.policy_refs(scope),
+        "kustomizationRefs": schema_kustomize.kustomization_refs(scope),
         "syncMode": string("OneTime deploys once; Continuous follows changes; "
                            "ContinuousWithDriftDetection also repairs drift; DryRun only reports.",
                            enum=("OneTime", "Continuous", "ContinuousWithDriftDetection",
@@ -270,7 +271,7 @@ def cluster_summary_spec() -> Schema:
 def cluster_summary_status() -> Schema:
     service = obj("Deployment state of one release or policyRef.", {
         "name": string('Release name or "policyRef:<kind>/<namespace>/<name>".'),
-        "kind": string("What was deployed.", enum=("HelmRelease", "Manifests")),
+        "kind": string("What was deployed.", enum=("HelmRelease", "Manifests", "Kustomize")),
         "status": string("Deployment state.", enum=("Provisioning", "Provisioned", "Failed",
                                                      "FailedNonRetriable", "Removing", "Removed",
                                                      "Conflict")),
@@ -285,7 +286,10 @@ def cluster_summary_status() -> Schema:
         "healthy": boolean("Its health checks pass."),
         "hash": string("Hash of the desired item this row is about."),
     })
-    item = coordinates("A deployed object.", ("hash", string("Hash of the applied object.")))
+    item = coordinates("A deployed object.", ("hash", string("Hash of the applied object.")),
+                       ("feature", string("Kustomize for an object a kustomizationRef built; "
+                                          "absent for Helm releases and policyRefs' objects.",
+                                          enum=("Kustomize",))))
     drift = coordinates("An object that no longer matches what was applied.",
                         ("paths", strings("JSON pointers that differ.", max_items=1000,
                                           max_length=TEXT_LEN)),
