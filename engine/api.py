@@ -63,6 +63,13 @@ APPROVED_ANNOTATION = "flotilla.dev/approved"
 JOB_CHECK_DIGEST_ANNOTATION = "flotilla.dev/job-check-digest"
 JOB_CHECK_LABEL = "flotilla.dev/job-check"
 
+# On a ConfigMap/Secret a policyRef names: its manifests are Jinja2 templates, rendered per
+# cluster before they are applied (the key's presence decides, as in Sveltos, whose own
+# annotation is honoured too, so a Sveltos ConfigMap keeps working).
+TEMPLATE_ANNOTATION = "flotilla.dev/template"
+SVELTOS_TEMPLATE_ANNOTATION = "projectsveltos.io/template"
+TEMPLATE_ANNOTATIONS = (TEMPLATE_ANNOTATION, SVELTOS_TEMPLATE_ANNOTATION)
+
 # --- Finalizers -----------------------------------------------------------------------------
 
 # A profile's: its summaries are withdrawn before it goes.

@@ -39,6 +39,10 @@ COMPRESS_ABOVE = 256 * 1024
 LIMIT = 1024 * 1024  # etcd refuses objects over ~1.5 MiB; stay well below
 
 RefData = Mapping[str, str] | None  # None: an optional reference that was absent
+# In a policyRef's data: the object is annotated as a template (api.TEMPLATE_ANNOTATIONS).
+# A `/` never appears in a real ConfigMap/Secret key, so the mark cannot collide with one;
+# it is part of the snapshot, so annotating an object is a new revision.
+TEMPLATE_MARK = "metadata/template"
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class Reference:
     field: str
     # A kustomizationRef's: binary content (binaryData, non-UTF-8 Secret data) is kept too.
     binary: bool = False
+    # A policyRef's: whether the object is annotated as a template is kept (TEMPLATE_MARK).
+    manifests: bool = False
 
     @property
     def key(self) -> str:
@@ -94,15 +100,16 @@ def references(spec: types.ProfileSpec, *, profile_kind: str,
     kustomizationRefs (with their valuesFrom)."""
     found: list[Reference] = []
 
-    def add(ref: types.ValuesFrom, where: str) -> None:
+    def add(ref: types.ValuesFrom, where: str, *, manifests: bool = False) -> None:
         ns = ref_namespace(profile_kind, profile_namespace, ref.namespace)
-        found.append(Reference(str(ref.kind), ns, ref.name, ref.optional, where))
+        found.append(Reference(str(ref.kind), ns, ref.name, ref.optional, where,
+                               manifests=manifests))
 
     for i, chart in enumerate(spec.helm_charts):
         for j, ref in enumerate(chart.values_from):
             add(ref, f"spec.helmCharts[{i}].valuesFrom[{j}]")
     for i, policy in enumerate(spec.policy_refs):
-        add(policy, f"spec.policyRefs[{i}]")
+        add(policy, f"spec.policyRefs[{i}]", manifests=True)
     for i, ref in enumerate(spec.patches_from):
         add(ref, f"spec.patchesFrom[{i}]")
     for i, kust in enumerate(spec.kustomization_refs):
@@ -114,6 +121,18 @@ def references(spec: types.ProfileSpec, *, profile_kind: str,
         for j, ref in enumerate(kust.values_from):
             add(ref, f"spec.kustomizationRefs[{i}].valuesFrom[{j}]")
     return found
+
+
+def templated(data: RefData) -> bool:
+    """Whether a policyRef's object was annotated as a template."""
+    return data is not None and TEMPLATE_MARK in data
+
+
+def without_mark(data: RefData) -> RefData:
+    """The object's own data (what a consumer other than policyRefs reads)."""
+    if data is None or TEMPLATE_MARK not in data:
+        return data
+    return {k: v for k, v in data.items() if k != TEMPLATE_MARK}
 
 
 def catalog_used(spec: types.ProfileSpec,

@@ -36,11 +36,23 @@ class Desired:
 
 
 async def _ref_data(ctx: context.Context, snap: snapshot.Snapshot,
-                    ref: snapshot.Reference) -> snapshot.RefData:
+                    ref: snapshot.Reference, *, marked: bool = False) -> snapshot.RefData:
+    """A reference's data from the snapshot; with `marked`, with its template mark."""
     if snap.has(ref.key):
-        return snap.data(ref.key)
-    # A revision recorded before snapshots existed: its references are read live.
-    return await revisions.read_reference(ctx, ref)
+        data = snap.data(ref.key)
+    else:  # a revision recorded before snapshots existed: its references are read live
+        data = await revisions.read_reference(ctx, ref)
+    return data if marked else snapshot.without_mark(data)
+
+
+def _policy_data(data: snapshot.RefData, template_ctx: Mapping[str, Any],
+                 where: str) -> dict[str, str]:
+    """A policyRef's manifests, rendered for this cluster when the object is a template."""
+    own = snapshot.without_mark(data) or {}
+    if not snapshot.templated(data):
+        return dict(own)
+    return {key: str(render.template_values(text, template_ctx, field=f"{where} key {key}"))
+            for key, text in own.items()}
 
 
 def _catalog(ctx: context.Context, snap: snapshot.Snapshot) -> dict[str, types.CatalogServiceSpec]:
@@ -92,8 +104,9 @@ async def build(ctx: context.Context, profile: dict[str, Any], spec: types.Profi
         if policy.deployment_type is types.DeploymentType.LOCAL:
             continue  # not supported: the profile's Unsupported condition says so
         where = f"spec.policyRefs[{i}]"
-        data = await _ref_data(ctx, snap, refs[where])
-        objects = transform.apply(render.load_manifests(data or {}, field=where))
+        data = _policy_data(await _ref_data(ctx, snap, refs[where], marked=True),
+                            template_ctx, where)
+        objects = transform.apply(render.load_manifests(data, field=where))
         for obj in objects:
             item = inventory.DesiredItem.for_object(
                 obj, create_namespace=not policy.skip_namespace_creation)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import kopf
@@ -240,6 +240,12 @@ async def _dispatch(c: context.Context, key: tuple[Any, ...]) -> float | None:
     return None
 
 
+def _templated(body: Mapping[str, Any]) -> bool:
+    """Annotated as a template (a change of that is a change of what a policyRef deploys)."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    return any(a in annotations for a in api.TEMPLATE_ANNOTATIONS)
+
+
 def _remember(kind: str, type_: str | None, body: kopf.Body) -> tuple[dict[str, Any] | None,
                                                                      dict[str, Any]]:
     raw = dict(body)
@@ -372,7 +378,8 @@ async def on_configmap(type: str | None, body: kopf.Body, **_: Any) -> None:
         return
     old, new = _remember("ConfigMap", type, body)
     if old is not None and old.get("data") == new.get("data") \
-            and old.get("binaryData") == new.get("binaryData") and type != "DELETED":
+            and old.get("binaryData") == new.get("binaryData") \
+            and _templated(old) == _templated(new) and type != "DELETED":
         return
     ns, name = meta.get("namespace"), meta.get("name")
     # A profile referencing this ConfigMap records its new content as a new revision, which

@@ -71,6 +71,10 @@ async def read_reference(ctx: context.Context, ref: snapshot.Reference) -> snaps
         data = None if not body else {
             k: v for k, v in (_secret_entry(str(k), str(v), ref.binary)
                               for k, v in (body.get("data") or {}).items())}
+    annotations = ((body or {}).get("metadata") or {}).get("annotations") or {}
+    if data is not None and ref.manifests and any(a in annotations
+                                                  for a in api.TEMPLATE_ANNOTATIONS):
+        data = {**data, snapshot.TEMPLATE_MARK: "true"}
     if data is None and not ref.optional:
         raise errors.SpecError(f"{ref.kind} {ref.namespace}/{ref.name} not found",
                                field=ref.field, reason="ReferenceNotFound")
@@ -100,7 +104,8 @@ async def build(ctx: context.Context, profile: dict[str, Any],
     for ref in snapshot.references(spec, profile_kind=profile["kind"],
                                    profile_namespace=meta.get("namespace") or ""):
         target = secrets if ref.kind == "Secret" else configmaps
-        if ref.key not in target or ref.binary:  # a kustomizationRef's read keeps binaryData
+        # A kustomizationRef's read keeps binaryData, a policyRef's the template mark.
+        if ref.key not in target or ref.binary or ref.manifests:
             target[ref.key] = await read_reference(ctx, ref)
     return snapshot.Snapshot(spec=snapshot.content_of(profile.get("spec") or {}),
                              configmaps=configmaps, secrets=secrets,
