@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine import errors, inventory, kustomize, snapshot
+from engine import errors, inventory, kustomize, snapshot, unsupported
 from engine.adapters import kustomizebin
 from engine.model import types
 
@@ -136,6 +136,9 @@ class TestModel:
         assert spec.kustomization_refs[0].supported is supported
         refs = snapshot.references(spec, profile_kind="ClusterProfile", profile_namespace="")
         assert bool(refs) is supported and all(r.binary for r in refs)
+        found = unsupported.fields({"kustomizationRefs": [ref]})
+        assert bool(found) is not supported
+        assert all(f.startswith("spec.kustomizationRefs[0]") for f in found)
 
     def test_unknown_kind_is_refused(self) -> None:
         with pytest.raises(errors.SpecError):
