@@ -18,7 +18,7 @@ from typing import Any
 
 from engine import api, deployers, errors, inventory, retry
 from engine.adapters import kube, workload
-from engine.controller import context, deployment, desired, reporting, revisions
+from engine.controller import context, deployment, desired, gates, reporting, revisions
 from engine.model import conditions, types
 
 
@@ -100,6 +100,14 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
             if ctx.drift is not None and (namespace, name) not in ctx.drift.tracked:
                 await ctx.drift.track(summary, conn, want, pspec)
             return None
+        if not gated and pspec.pre_deploy_checks \
+                and pspec.sync_mode != types.SyncMode.DRY_RUN:
+            held = await gates.first_failing(conn, pspec.pre_deploy_checks,
+                                             "spec.preDeployChecks")
+            if held:
+                await _phase(ctx, summary, status, "Provisioning", "PreDeployChecks",
+                             f"waiting for preDeployChecks {held}")
+                return ctx.settings.health_poll
         owner = owner_of(summary, pspec.tier)
         target = deployment.target(ctx, conn, owner, pspec, summary)
         run = deployment.Deployment(ctx, target, summary, want,
@@ -293,14 +301,32 @@ async def withdraw(ctx: context.Context, summary: dict[str, Any],
         ctx.drift.untrack((meta["namespace"], meta["name"]))
     leave = (meta.get("annotations") or {}).get(api.LEAVE_POLICIES_ANNOTATION) == "true"
     if not leave and cluster is not None:
-        recorded = [inventory.InventoryEntry.from_dict(r)
-                    for r in (summary.get("status") or {}).get("inventory") or []]
+        status = dict(summary.get("status") or {})
+        recorded = [inventory.InventoryEntry.from_dict(r) for r in status.get("inventory") or []]
         try:
             conn = await ctx.connection(cluster)
+            pspec = await _withdrawn_spec(ctx, summary)
+            if recorded and pspec.pre_delete_checks:
+                held = await gates.first_failing(conn, pspec.pre_delete_checks,
+                                                 "spec.preDeleteChecks")
+                if held:
+                    await _phase(ctx, summary, status, "Removing", "PreDeleteChecks",
+                                 f"withdrawal waits for preDeleteChecks {held}")
+                    return ctx.settings.health_poll
             target = deployment.target(ctx, conn, owner_of(summary), types.ProfileSpec(),
                                        summary)
             for entry in reversed(recorded):
                 await deployers.for_key(entry.key).remove(target, entry.key)
+            if pspec.post_delete_checks:
+                held = await gates.first_failing(conn, pspec.post_delete_checks,
+                                                 "spec.postDeleteChecks")
+                if held:
+                    # Removed: the next look runs only these checks (preDeleteChecks
+                    # guard removal, and nothing is left to remove).
+                    await _phase(ctx, summary, {**status, "inventory": []}, "Removing",
+                                 "PostDeleteChecks",
+                                 f"withdrawn; waiting for postDeleteChecks {held}")
+                    return ctx.settings.health_poll
         except errors.FlotillaError as exc:
             return await _withdraw_failed(ctx, summary, exc)
     elif not leave and (summary.get("status") or {}).get("inventory"):
@@ -309,6 +335,16 @@ async def withdraw(ctx: context.Context, summary: dict[str, Any],
     ctx.withdraw_attempts.pop((meta["namespace"], meta["name"]), None)
     await _release(ctx, summary)
     return None
+
+
+async def _withdrawn_spec(ctx: context.Context, summary: dict[str, Any]) -> types.ProfileSpec:
+    """The profile content this summary was assigned, for its delete checks (none if gone)."""
+    ref = summary["spec"]["profileRef"]
+    profile = ctx.store.get(ref["kind"], ref.get("namespace") or "", ref["name"])
+    if profile is None:
+        return types.ProfileSpec()
+    pspec, _ = await revisions.assigned(ctx, profile, int(summary["spec"].get("revision") or 0))
+    return pspec
 
 
 async def _withdraw_failed(ctx: context.Context, summary: dict[str, Any],

@@ -3,15 +3,18 @@
 Used by `engine.model.schema` for ClusterProfile and Profile: Sveltos'
 `policyRefs[]` (with `tier`, `deploymentType`, `skipNamespaceCreation`,
 `optional`), `patches`, `patchesFrom`, `extraLabels`, `extraAnnotations`,
-`maxConsecutiveFailures`, and the Sveltos fields Flotilla accepts without
-honouring yet (`reloader`, `setRefs`,
-`templateResourceRefs`, `preDeployChecks`, `postDeleteChecks`): a Sveltos
+`maxConsecutiveFailures`, `preDeleteChecks`, `postDeleteChecks` (and
+Flotilla's `preDeployChecks`), and the Sveltos fields Flotilla accepts without
+honouring yet (`reloader`, `setRefs`, `templateResourceRefs`): a Sveltos
 profile applies unchanged and the profile's `Unsupported` condition names
 what was not done (`engine.unsupported`). Pure data.
 """
 
 from __future__ import annotations
 
+import copy
+
+from engine.model.schema_health import health_check
 from engine.model.schema_parts import (
     LABEL_LEN,
     NAME_LEN,
@@ -98,10 +101,9 @@ def _template_resource_ref() -> Schema:
     }, required=("identifier", "resource"))
 
 
-def _accepted_list(description: str) -> Schema:
-    """A list Flotilla accepts as written (kept whole) and reports as unsupported."""
-    item = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    return array(description, item, max_items=64)
+def _check() -> Schema:
+    # A copy: shared sub-schemas would be written to the CRD file as YAML anchors.
+    return copy.deepcopy(health_check("A check (featureID is ignored)."))
 
 
 def profile_fields(scope: str) -> dict[str, Schema]:
@@ -130,9 +132,13 @@ def profile_fields(scope: str) -> dict[str, Schema]:
         "templateResourceRefs": array("Management-cluster objects for templates. Accepted; "
                                       "not honoured yet (reported as Unsupported).",
                                       _template_resource_ref(), max_items=64),
-        "preDeployChecks": _accepted_list("Sveltos ValidateHealth checks run before deploying. "
-                                          "Accepted; not run yet (reported as Unsupported)."),
-        "postDeleteChecks": _accepted_list("Sveltos ValidateHealth checks run after "
-                                           "withdrawal. Accepted; not run yet (reported as "
-                                           "Unsupported)."),
+        "preDeployChecks": array("Checks that must pass on a cluster before anything is "
+                                 "deployed or updated there (Flotilla).",
+                                 _check(), max_items=32),
+        "preDeleteChecks": array("Checks that must pass before anything is withdrawn from a "
+                                 "cluster; while one fails, the withdrawal waits.",
+                                 _check(), max_items=32),
+        "postDeleteChecks": array("Checks that must pass after the withdrawal removed "
+                                  "everything, before the ClusterSummary goes.",
+                                  _check(), max_items=32),
     }

@@ -513,6 +513,10 @@ class ProfileSpec:
     patches: tuple[PatchSpec, ...] = ()
     patches_from: tuple[ValuesFrom, ...] = ()
     max_consecutive_failures: int | None = None  # None: the default (retry.MAX_…)
+    # Checks on the workload cluster: before deploying, before and after withdrawing.
+    pre_deploy_checks: tuple[HealthCheck, ...] = ()
+    pre_delete_checks: tuple[HealthCheck, ...] = ()
+    post_delete_checks: tuple[HealthCheck, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
@@ -548,6 +552,9 @@ class ProfileSpec:
             patches=r.objects("patches", PatchSpec),
             patches_from=r.objects("patchesFrom", ValuesFrom),
             max_consecutive_failures=_positive(r, "maxConsecutiveFailures"),
+            pre_deploy_checks=r.objects("preDeployChecks", HealthCheck),
+            pre_delete_checks=r.objects("preDeleteChecks", HealthCheck),
+            post_delete_checks=r.objects("postDeleteChecks", HealthCheck),
         )
 
 

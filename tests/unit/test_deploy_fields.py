@@ -41,6 +41,18 @@ class TestModel:
         assert spec.patches[0].target is not None
         assert spec.patches[0].target.label_selector == "a=b"
         assert spec.patches_from[0].optional and spec.max_consecutive_failures == 2
+
+    def test_checks_around_deploy_and_withdrawal(self) -> None:
+        check = {"name": "gate", "version": "v1", "kind": "ConfigMap", "namespace": "a",
+                 "evaluateCEL": [{"name": "open", "rule": "resource.data.open == 'yes'"}]}
+        spec = _spec(preDeployChecks=[check], preDeleteChecks=[check, check],
+                     postDeleteChecks=[{**check, "name": "after"}])
+        assert [c.name for c in spec.pre_deploy_checks] == ["gate"]
+        assert len(spec.pre_delete_checks) == 2
+        assert spec.post_delete_checks[0].name == "after"
+        with pytest.raises(errors.SpecError) as caught:
+            _spec(postDeleteChecks=[{"name": "x"}])
+        assert caught.value.field.startswith("spec.postDeleteChecks[0]")
         assert _spec().max_consecutive_failures is None
 
     @pytest.mark.parametrize(("fields", "where"), [
@@ -67,8 +79,8 @@ class TestSchema:
         spec = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
         props = spec["properties"]
         for name in ("patches", "patchesFrom", "extraLabels", "extraAnnotations",
-                     "maxConsecutiveFailures", "reloader", "setRefs",
-                     "templateResourceRefs", "preDeployChecks", "postDeleteChecks"):
+                     "maxConsecutiveFailures", "reloader", "setRefs", "templateResourceRefs",
+                     "preDeployChecks", "preDeleteChecks", "postDeleteChecks"):
             assert name in props, name
         ref = props["policyRefs"]["items"]["properties"]
         assert ref["deploymentType"]["enum"] == ["Remote", "Local"]
@@ -124,7 +136,6 @@ class TestUnsupported:
                                   {"kind": "ConfigMap", "name": "c", "deploymentType": "Local"},
                                   {"kind": "ConfigMap", "name": "deployed"}],
             "templateResourceRefs": [{"identifier": "x", "resource": {"kind": "A", "name": "b"}}],
-            "preDeployChecks": [{"name": "c"}], "postDeleteChecks": [{"name": "c"}],
             "policyRefs": [{"kind": "ConfigMap", "name": "a"},
                            {"kind": "ConfigMap", "name": "b", "deploymentType": "Local"}],
             "helmCharts": [{"chartName": "c", "registryCredentialsConfig": {"x": 1},
@@ -134,7 +145,6 @@ class TestUnsupported:
         assert paths == ["spec.reloader", "spec.setRefs", "spec.kustomizationRefs[0]",
                          "spec.kustomizationRefs[1].deploymentType",
                          "spec.templateResourceRefs",
-                         "spec.preDeployChecks", "spec.postDeleteChecks",
                          "spec.policyRefs[1].deploymentType",
                          "spec.helmCharts[0].registryCredentialsConfig",
                          "spec.helmCharts[0].signatureVerification"]
@@ -145,5 +155,7 @@ class TestUnsupported:
         assert unsupported.fields({
             "reloader": False, "setRefs": [], "extraLabels": {"a": "b"},
             "policyRefs": [{"kind": "ConfigMap", "name": "a", "deploymentType": "Remote"}],
-            "patches": [{"patch": "x"}], "maxConsecutiveFailures": 3}) == []
+            "patches": [{"patch": "x"}], "maxConsecutiveFailures": 3,
+            "preDeployChecks": [{"name": "c"}], "preDeleteChecks": [{"name": "c"}],
+            "postDeleteChecks": [{"name": "c"}]}) == []
         assert unsupported.message([]) == "every field set is honoured"
