@@ -1,6 +1,7 @@
 """Cluster selection: which WorkloadClusters a profile applies to.
 
-Used by the profile reconciler and `flotilla plan` (`select_clusters`). Also
+Used by the profile reconciler and `flotilla plan` (`select_clusters`), and
+by `flotilla why` (`explain`: the same decision, check by check). Also
 home of the shared CEL machinery (`compile_cel`, `CelProgram`), which
 `health` reuses for its checks. Label selectors are matched by `engine.labels`.
 Pure: clusters come in as plain dicts, decisions go out as data.
@@ -105,6 +106,79 @@ def _holds(
     if selector and not label_selector_matches(selector, metadata.get("labels")):
         return False
     return program is None or program.matches(variable="cluster", value=cluster)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Check:
+    """One part of a selection decision: which field, whether it holds, and the facts."""
+
+    field: str  # "namespace", "clusterSelector", "clusterSelectorCEL" or "clusterRefs"
+    holds: bool
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Explanation:
+    """Whether a profile selects one cluster, why (`reason`), and every check behind it."""
+
+    selected: bool
+    reason: SelectionReason | None
+    checks: tuple[Check, ...]
+
+
+def explain(
+    spec: types.ProfileSpec, cluster: Mapping[str, Any], *, namespace: str | None
+) -> Explanation:
+    """Why `select_clusters` does or does not select `cluster` (`flotilla why`).
+
+    The same rules, one check at a time: each matchLabels pair and
+    matchExpressions requirement with the label the cluster has, the CEL
+    expression's result (or its error), and whether `clusterRefs` names the
+    cluster. Raises SpecError as `select_clusters` does for a CEL expression
+    that does not compile.
+    """
+    metadata = cluster.get("metadata") or {}
+    key = (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+    have: Mapping[str, str] = metadata.get("labels") or {}
+    if namespace is not None and key[0] != namespace:
+        check = Check("namespace", False, f"a Profile in {namespace} selects only clusters "
+                      f"in {namespace}; this one is in {key[0]}")
+        return Explanation(selected=False, reason=None, checks=(check,))
+    checks: list[Check] = []
+    selector = spec.cluster_selector
+    if selector is not None and not selector.empty:
+        for label, value in selector.match_labels.items():
+            shown = f"has {label}={have[label]}" if label in have else f"has no {label}"
+            checks.append(Check("clusterSelector", have.get(label) == value,
+                                f"matchLabels {label}={value}: cluster {shown}"))
+        for expr in selector.match_expressions:
+            values = f" ({', '.join(expr.values)})" if expr.values else ""
+            shown = f"has {expr.key}={have[expr.key]}" if expr.key in have \
+                else f"has no {expr.key}"
+            checks.append(Check("clusterSelector", labels.holds(expr, have),
+                                f"matchExpressions {expr.key} {expr.operator}{values}: "
+                                f"cluster {shown}"))
+    if spec.cluster_selector_cel:
+        program = compile_cel(spec.cluster_selector_cel, field="spec.clusterSelectorCEL")
+        try:
+            result = program.evaluate(variable="cluster", value=cluster)
+            checks.append(Check("clusterSelectorCEL", result,
+                                f"{spec.cluster_selector_cel} is {str(result).lower()}"))
+        except CelEvaluationError as error:
+            checks.append(Check("clusterSelectorCEL", False,
+                                f"{spec.cluster_selector_cel} cannot be evaluated: {error}"))
+    by_labels = bool(checks) and all(c.holds for c in checks)
+    if not checks:
+        checks.append(Check("clusterSelector", False, "no clusterSelector and no "
+                            "clusterSelectorCEL: selects no cluster by labels"))
+    refs = {(ref.namespace or namespace or "default", ref.name) for ref in spec.cluster_refs}
+    if spec.cluster_refs:
+        named = key in refs
+        checks.append(Check("clusterRefs", named, f"names {key[0]}/{key[1]}" if named
+                            else f"does not name {key[0]}/{key[1]}"))
+    reason: SelectionReason | None = "Selector" if by_labels else (
+        "ClusterRefs" if key in refs else None)
+    return Explanation(selected=reason is not None, reason=reason, checks=tuple(checks))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

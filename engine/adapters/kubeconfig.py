@@ -175,11 +175,13 @@ def _data(node: Any, file_key: str, base: str, *, b64: bool = True) -> bytes | N
         raise _invalid(f"{data_key} is not base64") from None
 
 
-def parse(text: str, *, base: Path | None = None) -> KubeConfig:
-    """Parse kubeconfig text (its current context); raise NonRetriableError(InvalidKubeconfig).
+def parse(text: str, *, base: Path | None = None, context: str | None = None) -> KubeConfig:
+    """Parse kubeconfig text (its current context, or `context`); raise
+    NonRetriableError(InvalidKubeconfig).
 
     Relative file paths resolve against `base` (the file's directory), else the
-    working directory.
+    working directory. `context` is kubectl's `--context`: a name that is not
+    in the file is an error, never a silent fallback to the current context.
     """
     doc = copy.deepcopy(_yaml(text))
     root = str(base) if base is not None else os.getcwd()
@@ -188,7 +190,12 @@ def parse(text: str, *, base: Path | None = None) -> KubeConfig:
         user = entry.get("user") if isinstance(entry, dict) else None
         if isinstance(user, dict) and "exec" in user:
             stanzas[str(entry.get("name"))] = user.pop("exec")  # never run by the loader
-    context = doc.get("current-context") or None
+    names = [str((c or {}).get("name")) for c in doc.get("contexts") or []
+             if isinstance(c, dict)]
+    if context is not None and context not in names:
+        raise _invalid(f"context {context!r} is not in the kubeconfig (contexts: "
+                       f"{', '.join(names) or 'none'})")
+    context = context or doc.get("current-context") or None
     if context is None and isinstance(doc.get("contexts"), list) and doc["contexts"]:
         context = (doc["contexts"][0] or {}).get("name")
     try:
@@ -279,14 +286,15 @@ def _minified(context: dict[str, Any], cluster: dict[str, Any], user: dict[str, 
             "current-context": "current"}
 
 
-def load(path: str | Path) -> KubeConfig:
-    """A kubeconfig file; its relative paths resolve against its own directory."""
+def load(path: str | Path, *, context: str | None = None) -> KubeConfig:
+    """A kubeconfig file (its current context, or `context`); its relative paths resolve
+    against its own directory."""
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as exc:
         raise _invalid(f"cannot read kubeconfig {p} ({exc.strerror})") from None
-    return parse(text, base=p.resolve().parent)
+    return parse(text, base=p.resolve().parent, context=context)
 
 
 def in_cluster(environ: Mapping[str, str] | None = None,

@@ -6,7 +6,9 @@ only when that command runs:
     admin       install, register, retry — writes to the management cluster
     controller  controller — runs the controller in the foreground (kopf)
     plan        plan — what a profile would change now, per cluster
-    rollout     rollout status|history|pause|resume|approve|undo
+    rollout     rollout status|history|pause|resume|approve|undo (rolloutwatch: --watch)
+    status      status [PROFILE] (profile → stage → cluster → service), why CLUSTER
+    completion  completion bash|zsh — a shell completion script from this parser
     catalog     catalog lint — catalog entries against their real charts
     convert     convert — Sveltos YAML to Flotilla YAML (engine.convert)
     demo        demo — the main job on a local fleet, offline
@@ -16,6 +18,11 @@ Importing lazily keeps `flotilla --help` quick and keeps the dev fleet out
 of every command but the dev ones (demo, dev-fleet, testbin); an
 import-linter contract holds the product commands to it. A command returns
 its exit code; errors print one clear line and exit non-zero.
+
+The read commands (status, why, plan, rollout) find the management cluster as
+kubectl does (`--kubeconfig`, `--context`, `KUBECONFIG`, `~/.kube/config`), and
+the same parser serves `kubectl flotilla …` (`kubectl_main`, the
+`kubectl-flotilla` console script kubectl finds on PATH).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from engine import api, errors
 
@@ -51,9 +59,25 @@ class Lazy:
         return self.resolve()(args)
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="flotilla", description="Add-on distribution for "
-                                  "Kubernetes fleets.")
+def _kube_flags(p: argparse.ArgumentParser) -> None:
+    """kubectl's way to name the management cluster; SUPPRESS lets either level set them."""
+    p.add_argument("--kubeconfig", default=argparse.SUPPRESS, help="management cluster "
+                   "kubeconfig (default: $KUBECONFIG, else ~/.kube/config)")
+    p.add_argument("--context", default=argparse.SUPPRESS, help="kubeconfig context "
+                   "(default: its current-context)")
+
+
+def _read_flags(p: argparse.ArgumentParser) -> None:
+    _kube_flags(p)
+    p.add_argument("-o", "--output", choices=("json", "yaml"), default=None,
+                   help="machine-readable output (default: for people)")
+
+
+def parser(prog: str = "flotilla") -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog=prog, description="Add-on distribution for "
+                                  "Kubernetes fleets.", epilog=_named(EXAMPLES[""], prog),
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    _kube_flags(top)
     sub = top.add_subparsers(dest="command", required=True)
 
     tb = sub.add_parser("testbin", help="test binaries (etcd, kube-apiserver, …, helm)")
@@ -147,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=Lazy("demo", "demo_command"))
 
     plan = sub.add_parser("plan", help="per-cluster diff a profile would make now")
-    plan.add_argument("--kubeconfig", required=True)
+    _read_flags(plan)
     plan.add_argument("profile", help=PROFILE_ARG)
     plan.add_argument("--helm", default=None, help="helm binary (default: $FLOTILLA_HELM, "
                       "else helm on PATH)")
@@ -158,10 +182,32 @@ def parser() -> argparse.ArgumentParser:
     ro = sub.add_parser("rollout", help="staged rollout control")
     ro.add_argument("action", choices=("status", "history", "pause", "resume", "approve", "undo"))
     ro.add_argument("profile", help=PROFILE_ARG)
-    ro.add_argument("--kubeconfig", required=True)
+    _read_flags(ro)
+    ro.add_argument("-w", "--watch", action="store_true", help="status: follow the rollout "
+                    "stage by stage; exit 0 when it completes, 1 failed or rolling back, "
+                    "2 paused or waiting for approval, 3 timed out")
+    ro.add_argument("--timeout", type=float, default=0, metavar="SECONDS",
+                    help="with --watch: give up after this long (default: wait forever)")
     ro.add_argument("--to-revision", type=int, default=None)
     ro.add_argument("--stage", default=None, help="approve: the stage (default: the waiting one)")
     ro.set_defaults(func=Lazy("rollout", "rollout_command"))
+
+    st = sub.add_parser("status", help="profiles as a tree: stage → cluster → service "
+                        "(phase, health, drift, revision)")
+    st.add_argument("profile", nargs="?", default=None, help=f"{PROFILE_ARG}; default: all")
+    _read_flags(st)
+    st.set_defaults(func=Lazy("status", "status_command"))
+
+    why = sub.add_parser("why", help="which profiles select a cluster, and why (or why not)")
+    why.add_argument("cluster", help="NAME or NAMESPACE/NAME of a WorkloadCluster")
+    why.add_argument("-n", "--namespace", default=None, help="the cluster's namespace "
+                     "(default: wherever the name is unique)")
+    _read_flags(why)
+    why.set_defaults(func=Lazy("status", "why_command"))
+
+    comp = sub.add_parser("completion", help="print a shell completion script")
+    comp.add_argument("shell", choices=("bash", "zsh"))
+    comp.set_defaults(func=Lazy("completion", "completion_command"))
 
     again = sub.add_parser("retry", help="try a profile's failed deployments again "
                                           "(FailedNonRetriable included)")
@@ -189,11 +235,71 @@ def parser() -> argparse.ArgumentParser:
     lint.add_argument("--helm", default=None, help="helm binary (default: $FLOTILLA_HELM, "
                       "PATH, then the dev test binaries)")
     lint.set_defaults(func=Lazy("catalog", "lint_command"))
+    _examples(sub, prog)
     return top
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+# `--help` examples, by command path; `flotilla` is replaced by the program's name.
+EXAMPLES = {
+    "": "examples:\n  flotilla status\n  flotilla why cluster-1\n"
+        "  flotilla rollout status gpu-stack --watch --timeout 600\n"
+        "  kubectl flotilla status --context mgmt\n"
+        "  source <(flotilla completion bash)",
+    "testbin": "examples:\n  flotilla testbin path",
+    "dev-fleet": "examples:\n  flotilla dev-fleet up --dir /tmp/fleet --clusters 3 --full 1\n"
+                 "  flotilla dev-fleet status --dir /tmp/fleet\n"
+                 "  flotilla dev-fleet down --dir /tmp/fleet",
+    "install": "examples:\n  flotilla install --kubeconfig mgmt.kubeconfig",
+    "register": "examples:\n  flotilla register --kubeconfig mgmt.kubeconfig --namespace fleet "
+                "--name gpu-eu-1 \\\n      --cluster-kubeconfig gpu-eu-1.kubeconfig "
+                "--label gpu=nvidia",
+    "demo": "examples:\n  flotilla demo\n  flotilla demo --charts ../shared/charts --keep",
+    "plan": "examples:\n  flotilla plan gpu-stack\n  flotilla plan team-a/monitoring "
+            "--context mgmt\n  kubectl flotilla plan gpu-stack -o yaml",
+    "rollout": "examples:\n  flotilla rollout status gpu-stack\n"
+               "  flotilla rollout status gpu-stack --watch --timeout 900   # for CI\n"
+               "  flotilla rollout history gpu-stack -o json\n"
+               "  flotilla rollout pause gpu-stack\n"
+               "  flotilla rollout approve gpu-stack --stage main\n"
+               "  flotilla rollout undo gpu-stack --to-revision 3",
+    "status": "examples:\n  flotilla status\n  flotilla status gpu-stack -o yaml\n"
+              "  kubectl flotilla status team-a/monitoring --kubeconfig mgmt.kubeconfig",
+    "why": "examples:\n  flotilla why gpu-eu-1\n  flotilla why fleet/gpu-eu-1 -o json\n"
+           "  kubectl flotilla why gpu-eu-1 --context mgmt",
+    "completion": "examples:\n  source <(flotilla completion bash)      # in ~/.bashrc\n"
+                  "  flotilla completion zsh > \"${fpath[1]}/_flotilla\"",
+    "retry": "examples:\n  flotilla retry gpu-stack --kubeconfig mgmt.kubeconfig\n"
+             "  flotilla retry gpu-stack --cluster gpu-eu-1 --kubeconfig mgmt.kubeconfig",
+    "convert": "examples:\n  flotilla convert -f sveltos-clusterprofile.yaml > flotilla.yaml\n"
+               "  kubectl get clusterprofiles.config.projectsveltos.io -o yaml | "
+               "flotilla convert -f -",
+    "catalog": "examples:\n  flotilla catalog lint\n"
+               "  flotilla catalog lint --charts ../shared/charts",
+}
+
+
+def _named(text: str, prog: str) -> str:
+    """Examples as the program is called: `kubectl flotilla status` for the kubectl plugin."""
+    for before in ("\n  ", "<(", "| "):
+        text = text.replace(f"{before}flotilla ", f"{before}{prog} ")
+    return text
+
+
+def _examples(sub: Any, prog: str) -> None:
+    """An examples epilog on every command that has none of its own."""
+    for name, command in sub.choices.items():
+        if command.epilog is None and name in EXAMPLES:
+            command.epilog = _named(EXAMPLES[name], prog)
+            command.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def kubectl_main() -> int:
+    """`kubectl flotilla …`: kubectl runs `kubectl-flotilla` from PATH with the rest of the line."""
+    return main(prog="kubectl flotilla")
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "flotilla") -> int:
+    args = parser(prog).parse_args(argv)
     func: Command = args.func
     try:
         return func(args)

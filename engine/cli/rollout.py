@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import time
 from typing import Any
 
 from engine import api, errors, snapshot
-from engine.adapters import kube, kubeconfig
+from engine.adapters import kube
+from engine.cli import mgmt, views
 
 SECRET_SUFFIX = "-secrets"
 
@@ -63,26 +65,35 @@ async def _snapshot(client: kube.Client, rev: dict[str, Any]) -> snapshot.Snapsh
     return snapshot.join(data, secret)
 
 
-async def _history_text(client: kube.Client, body: dict[str, Any]) -> str:
+async def _history_data(client: kube.Client, body: dict[str, Any]) -> list[dict[str, Any]]:
     """Every revision, the clusters running it, and what changed from the one before."""
     summaries = await _summaries(client, body)
-    lines = [f"{'REVISION':>8}  {'CREATED':<21} CLUSTERS"]
+    out: list[dict[str, Any]] = []
     before: snapshot.Snapshot | None = None
     for rev in await _history(client, body):
         number = int(rev.get("revision", 0))
         on = [s["spec"]["clusterRef"]["name"] for s in summaries
               if (s.get("status") or {}).get("revision") == number]
-        lines.append(f"{number:>8}  {rev['metadata'].get('creationTimestamp', ''):<21} "
-                     f"{', '.join(sorted(on)) or '-'}")
         snap = await _snapshot(client, rev)
+        changed: list[str] = []
         if before is not None:
             changed = snapshot.changes(before, snap) if before.complete and snap.complete \
                 else [f"spec {p}" for p in snapshot.changes(
                     snapshot.Snapshot(spec=before.spec), snapshot.Snapshot(spec=snap.spec))]
-            lines.extend(f"{'':>10}changed: {c}" for c in changed[:20])
-            if len(changed) > 20:
-                lines.append(f"{'':>10}… and {len(changed) - 20} more")
+        out.append({"revision": number, "created": rev["metadata"].get("creationTimestamp", ""),
+                    "clusters": sorted(on), "changed": changed})
         before = snap
+    return out
+
+
+def _history_text(history: list[dict[str, Any]]) -> str:
+    lines = [f"{'REVISION':>8}  {'CREATED':<21} CLUSTERS"]
+    for rev in history:
+        lines.append(f"{rev['revision']:>8}  {rev['created']:<21} "
+                     f"{', '.join(rev['clusters']) or '-'}")
+        lines.extend(f"{'':>10}changed: {c}" for c in rev["changed"][:20])
+        if len(rev["changed"]) > 20:
+            lines.append(f"{'':>10}… and {len(rev['changed']) - 20} more")
     return "\n".join(lines)
 
 
@@ -110,16 +121,24 @@ def _status_text(body: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-async def _run(kc: str, action: str, profile: str, to_revision: int | None,
-               stage: str | None) -> str:
-    client = kube.Client(kubeconfig.load(kc), name="management")
+async def _run(args: argparse.Namespace) -> str:
+    action, profile, to_revision, stage = args.action, args.profile, args.to_revision, args.stage
+    output = getattr(args, "output", None)
+    client = mgmt.client(args)
     try:
         body = await _get(client, profile)
+        body.setdefault("kind", _ref(profile)[0])
         kind, ns, name = _ref(profile)
         if action == "status":
-            return _status_text(body, await _summaries(client, body))
+            summaries = await _summaries(client, body)
+            if output is None:
+                return _status_text(body, summaries)
+            clusters = await client.list(api.API_VERSION, api.WORKLOAD_CLUSTER)
+            return mgmt.emit(views.profile_view(body, summaries, clusters, now=time.time()),
+                             output, "")
         if action == "history":
-            return await _history_text(client, body)
+            history = await _history_data(client, body)
+            return mgmt.emit(history, output, _history_text(history))
         if action in ("pause", "resume"):
             await client.patch(api.API_VERSION, kind, ns, name, {"spec": {"rollout": {
                 "paused": action == "pause"}}})
@@ -169,12 +188,13 @@ async def _run(kc: str, action: str, profile: str, to_revision: int | None,
         await client.close()
 
 
-def run(kc: str, action: str, profile: str, *, to_revision: int | None = None,
-        stage: str | None = None) -> str:
-    return asyncio.run(_run(kc, action, profile, to_revision, stage))
-
-
 def rollout_command(args: argparse.Namespace) -> int:
-    print(run(args.kubeconfig, args.action, args.profile, to_revision=args.to_revision,
-              stage=args.stage))
+    if getattr(args, "watch", False):
+        if args.action != "status":
+            raise errors.NonRetriableError("--watch goes with rollout status only",
+                                           reason="BadFlag")
+        from engine.cli import rolloutwatch  # only the watch needs its machinery
+
+        return asyncio.run(rolloutwatch.watch(args))
+    print(asyncio.run(_run(args)))
     return 0

@@ -38,10 +38,13 @@ async def _load(ctx: context.Context, kind: str, ns: str | None, name: str) -> d
     return profile
 
 
-async def render_plan(kc: str, ref: str, *, helm: Path, workdir: Path) -> str:
+async def render_plan(kc: str | kubeconfig.KubeConfig, ref: str, *, helm: Path,
+                      workdir: Path) -> str:
+    """The plan as text; `kc` is a kubeconfig file or connection facts already read."""
     kind, ns, name = ("Profile", *ref.split("/", 1)) if "/" in ref else (
         api.CLUSTER_PROFILE, None, ref)
-    mgmt = kube.Client(kubeconfig.load(kc), name="management")
+    mgmt = kube.Client(kc if isinstance(kc, kubeconfig.KubeConfig) else kubeconfig.load(kc),
+                       name="management")
     conns = connections.Connections(workdir / "plan", helm)
     ctx = context.Context(mgmt=mgmt, store=store.Store(), connections=conns,
                           charts=helm_adapter.ChartCache(workdir / "charts", helm, {}),
