@@ -97,9 +97,7 @@ def profile_view(profile: Mapping[str, Any], summaries: Sequence[Mapping[str, An
             entries.append({
                 "cluster": member.key, "standing": STANDING[standing],
                 "phase": sst.get("phase", "Pending"), "healthy": bool(sst.get("healthy")),
-                "drift": [f"{d.get('kind', '')} {d.get('namespace') or ''}/{d.get('name', '')}"
-                          f"{' ' + ', '.join(d.get('paths') or []) if d.get('paths') else ''}"
-                          .replace(" /", " ") for d in sst.get("drift") or []],
+                "drift": [_drift(d) for d in sst.get("drift") or []],
                 "revision": sst.get("revision"), "targetRevision": member.assigned,
                 **({"reason": why} if why else {}),
                 **({"message": sst["message"]} if sst.get("message") else {}),
@@ -115,6 +113,13 @@ def profile_view(profile: Mapping[str, Any], summaries: Sequence[Mapping[str, An
             "matched": st.get("matched", 0), "ready": st.get("ready", 0),
             "drifted": st.get("drifted", 0), "failed": st.get("failed", 0),
             "stages": stages}
+
+
+def _drift(entry: Mapping[str, Any]) -> str:
+    """`Kind namespace/name /field/path, …` (no namespace for cluster-scoped objects)."""
+    where = "/".join(p for p in (entry.get("namespace"), entry.get("name")) if p)
+    paths = ", ".join(entry.get("paths") or [])
+    return f"{entry.get('kind', '')} {where}" + (f" {paths}" if paths else "")
 
 
 def _key(summary: Mapping[str, Any]) -> str:
