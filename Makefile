@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup testbin test lint unit e2e demo bench crds clean
+.PHONY: setup testbin test lint unit e2e demo bench crds chart-files clean
 
 setup: $(VENV)/.installed testbin
 
@@ -46,6 +46,15 @@ bench: setup
 
 crds: $(VENV)/.installed
 	$(BIN)/python -m engine.model.schema crds/
+	$(MAKE) chart-files
+
+# The controller's chart carries copies of crds/ and catalog/ (Helm reads only files
+# inside a chart); tests/unit/test_chart_files.py fails when a copy differs.
+CHART := deploy/chart/flotilla
+chart-files:
+	rm -f $(CHART)/crds/*.yaml $(CHART)/files/catalog/*.yaml
+	cp crds/*.yaml $(CHART)/crds/
+	cp catalog/*.yaml $(CHART)/files/catalog/
 
 clean:
 	rm -rf $(VENV) .fleet-demo
