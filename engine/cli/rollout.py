@@ -1,6 +1,8 @@
 """`flotilla rollout status|history|pause|resume|approve|undo` against the management cluster.
 
-Used by the command line (`rollout_command`). Every action is an ordinary
+Used by the command line (`rollout_command`); `status --watch` is
+`engine.cli.rolloutwatch`, and `-o json|yaml` prints status (the view of
+`engine.cli.views`) and history as data. Every action is an ordinary
 write that plain kubectl could make too, so nothing here is magic:
 
     pause / resume   kubectl patch clusterprofile P --type=merge \
