@@ -53,14 +53,25 @@ def table(top: argparse.ArgumentParser) -> dict[str, Node]:
     return out
 
 
-def complete(words: list[str], nodes: dict[str, Node]) -> list[str]:
-    """Candidates for the last of `words` (the word being typed) after the ones before it."""
-    path, before, current = "", words[:-1], words[-1] if words else ""
+def _node(before: list[str], nodes: dict[str, Node]) -> Node:
+    path = ""
     for word in before:
         candidate = f"{path} {word}".strip()
         if candidate in nodes:
             path = candidate
-    node = nodes[path]
+    return nodes[path]
+
+
+def wants_file(words: list[str], nodes: dict[str, Node]) -> bool:
+    """Whether the word being typed is the value of an option that names a file."""
+    before = words[:-1]
+    return bool(before) and _node(before, nodes).values.get(before[-1]) == []
+
+
+def complete(words: list[str], nodes: dict[str, Node]) -> list[str]:
+    """Candidates for the last of `words` (the word being typed) after the ones before it."""
+    before, current = words[:-1], words[-1] if words else ""
+    node = _node(before, nodes)
     if before and before[-1] in node.values:
         return [c for c in node.values[before[-1]] if c.startswith(current)]
     pool = node.options if current.startswith("-") else node.commands + node.choices
@@ -123,9 +134,10 @@ def completion_command(args: argparse.Namespace) -> int:
 
 
 def kubectl_complete() -> int:
-    """kubectl's plugin completion protocol (cobra's): candidates, then `:4` (no files)."""
+    """kubectl's plugin completion protocol (cobra's): candidates, then a directive line:
+    `:0` lets the shell complete file names (a --kubeconfig value), `:4` forbids it."""
     nodes = table(cli.parser("kubectl flotilla"))
     words = sys.argv[1:] or [""]
-    found = complete(words, nodes)
-    print("\n".join([*found, ":4"]))
+    directive = ":0" if wants_file(words, nodes) else ":4"
+    print("\n".join([*complete(words, nodes), directive]))
     return 0

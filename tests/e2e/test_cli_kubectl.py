@@ -201,6 +201,18 @@ spec:
             mgmt("delete", "clusterprofile", refs, "--timeout=60s", check=False)
 
 
+def test_kubectl_completes_the_plugin() -> None:
+    """kubectl asks `kubectl_complete-flotilla` (found on PATH) to complete `kubectl flotilla`."""
+    done = subprocess.run([str(bins() / "kubectl"), "__complete", "flotilla", "rollout", "st"],
+                          capture_output=True, text=True, timeout=60, env=_env(), check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["status", ":4"]
+    files = subprocess.run([str(bins() / "kubectl"), "__complete", "flotilla", "status",
+                            "--kubeconfig", ""], capture_output=True, text=True, timeout=60,
+                           env=_env(), check=False)
+    assert files.stdout.splitlines()[-1] == ":0"  # the shell completes file names
+
+
 class TestRolloutWatch:
     """`rollout status --watch` waits like kubectl's and says how the rollout ended."""
 

@@ -4,6 +4,8 @@ rollout outcomes, why, completion, and finding the management kubeconfig as kube
 from __future__ import annotations
 
 import datetime
+import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +155,35 @@ class TestRendering:
             views.render_why(chosen)
 
 
+class TestScreen:
+    """A terminal is redrawn in place; a log gets only the lines that changed."""
+
+    def test_terminal_redraws(self) -> None:
+        out = io.StringIO()
+        screen = rolloutwatch.Screen(out, terminal=True, output=None)
+        screen.show(_view())
+        first = out.getvalue()
+        assert "\x1b[" not in first and first.count("\n") == 3
+        screen.show(_view())
+        assert out.getvalue()[len(first):].startswith("\x1b[3F\x1b[J")
+
+    def test_log_gets_changed_lines(self) -> None:
+        out = io.StringIO()
+        screen = rolloutwatch.Screen(out, terminal=False, output=None)
+        view = _view()
+        screen.show(view)
+        screen.show(view)
+        assert out.getvalue().count("canary: 0/1 done") == 1
+        view["stages"][0].update(done=1, soaking=0)
+        screen.show(view)
+        assert out.getvalue().splitlines()[-1] == "canary: 1/1 done"
+
+    def test_json_lines(self) -> None:
+        out = io.StringIO()
+        rolloutwatch.Screen(out, terminal=False, output="json").show(_view())
+        assert json.loads(out.getvalue())["stages"][0]["name"] == "canary"
+
+
 class TestOutcome:
     """`rollout status --watch` exit codes, like kubectl rollout status."""
 
@@ -190,6 +221,11 @@ class TestCompletion:
     ])
     def test_complete(self, words: list[str], want: list[str]) -> None:
         assert completion.complete(words, self.nodes) == want
+
+    def test_file_values(self) -> None:
+        assert completion.wants_file(["status", "--kubeconfig", ""], self.nodes)
+        assert not completion.wants_file(["status", "-o", ""], self.nodes)
+        assert not completion.wants_file(["status", ""], self.nodes)
 
     def test_scripts(self) -> None:
         script = completion.bash(self.nodes)
