@@ -46,6 +46,21 @@ def facts_from_nodes(nodes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | None:
+    try:
+        return await _reconcile(ctx, namespace, name)
+    except (kube.ApiError, kube.Unreachable) as exc:
+        # Only the management API gets here (the probe's own failures are reported in
+        # status): it restarts or is out of reach, which is no bug, so no traceback.
+        reporting.log.warning("status of WorkloadCluster %s/%s not written: %s", namespace,
+                              name, reporting.describe(exc)[1])
+        return WRITE_RETRY
+
+
+# Seconds before a probe whose status could not be written runs again.
+WRITE_RETRY = 5.0
+
+
+async def _reconcile(ctx: context.Context, namespace: str, name: str) -> float | None:
     cluster = ctx.store.get("WorkloadCluster", namespace, name)
     if cluster is None:
         await ctx.connections.forget(namespace, name)

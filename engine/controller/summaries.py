@@ -58,6 +58,7 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
         await _phase(ctx, summary, status, "Provisioning", "ClusterUnavailable",
                      f"cluster {cref.get('namespace')}/{cref.get('name')} is {why}")
         return None
+    status = await _mark_reachability(ctx, summary, status, cluster)
     try:
         pspec, snap = await revisions.assigned(ctx, profile, int(spec.get("revision") or 0))
     except errors.FlotillaError as exc:
@@ -152,6 +153,36 @@ async def report_error(ctx: context.Context, namespace: str, name: str,
                  event_on=profile)
 
 
+async def _mark_reachability(ctx: context.Context, summary: dict[str, Any],
+                             status: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
+    """ClusterUnreachable=True while the cluster's probe fails; removed once it answers.
+
+    What is deployed there cannot be seen meanwhile, so phase and health keep
+    their last known values and this condition says why they may be stale.
+    The cluster reconcile wakes the summaries whenever its status changes.
+    """
+    cstatus = cluster.get("status") or {}
+    old = status.get("conditions") or []
+    if cstatus.get("ready") is False and \
+            (cstatus.get("connection") or {}).get("state") == "Unreachable":
+        ready = conditions.get_condition(cstatus.get("conditions"), "Ready") or {}
+        meta = cluster["metadata"]
+        conds = conditions.set_condition(
+            old, type=UNREACHABLE, status=True, reason=ready.get("reason") or "Unreachable",
+            message=f"cluster {meta['namespace']}/{meta['name']} does not answer since "
+                    f"{ready.get('lastTransitionTime', '?')}: {ready.get('message', '')}; phase "
+                    f"and health are as last seen",
+            observed_generation=summary["metadata"].get("generation"), now=reporting.now())
+    else:
+        conds = [c for c in old if c.get("type") != UNREACHABLE]
+    if conds == old:
+        return status
+    status = {**status, "conditions": conds}
+    with contextlib.suppress(kube.NotFound, kube.ApiError, kube.Unreachable):
+        await _write(ctx, summary, status)  # a failed write is kept in ctx.unwritten
+    return status
+
+
 def _notify_losers(ctx: context.Context, summary: dict[str, Any], taken: list[str]) -> None:
     """Profiles we took something over from must re-check what they still own here."""
     cluster = summary["spec"]["clusterRef"]["name"]
@@ -224,6 +255,8 @@ async def _record(ctx: context.Context, summary: dict[str, Any], profile: dict[s
     return result.requeue_after
 
 
+# While the summary's cluster does not answer its probe (see _mark_reachability).
+UNREACHABLE = "ClusterUnreachable"
 # Status fields and condition types the drift engine owns (see reporting.apply_status).
 DRIFT_FIELDS = ("drift",)
 DRIFT_CONDITIONS = ("Drifted", "DriftFight")

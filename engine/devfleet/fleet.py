@@ -266,6 +266,52 @@ def _get_json(url: str, ctx: ssl.SSLContext) -> dict[str, Any]:
         return {}
 
 
+def stop_server(fleet: Fleet, name: str, timeout: float = 15.0) -> list[str]:
+    """Stop etcd (`name` "etcd") or one cluster's API server; returns its command line.
+
+    For fault-injection tests and benchmarks: the data (etcd's folder, the
+    server's etcd prefix) stays, so `start_server` with the same command line
+    brings back the same cluster on the same port.
+    """
+    pid = _server_pid(fleet, name)
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    procs.stop(pid, timeout)
+    return argv
+
+
+def start_server(fleet: Fleet, name: str, argv: list[str], timeout: float = 60.0) -> int:
+    """Start what `stop_server` stopped, with the same command line; returns when it serves."""
+    root = Path(fleet.dir)
+    deadline = time.monotonic() + timeout
+    if name == "etcd":
+        pid = procs.spawn(root, "etcd", argv)
+        _wait_http(f"{fleet.etcd_url}/health", None, "etcd", root / "logs/etcd.log", deadline,
+                   pid)
+        return pid
+    cluster = next(c for c in fleet.all if c.name == name)
+    pid = procs.spawn(root, f"{name}-apiserver", argv, env={"GOGC": "50"})
+    cluster.pids["apiserver"] = pid
+    fleet.save()
+    _wait_http(f"{cluster.url}/readyz", _client_ssl(root / "pki"), f"{name} kube-apiserver",
+               root / f"logs/{name}-apiserver.log", deadline, pid)
+    return pid
+
+
+def restart_server(fleet: Fleet, name: str, timeout: float = 60.0) -> int:
+    """`stop_server` then `start_server`: etcd or one API server restarted in place."""
+    return start_server(fleet, name, stop_server(fleet, name), timeout)
+
+
+def _server_pid(fleet: Fleet, name: str) -> int:
+    if name != "etcd":
+        return next(c for c in fleet.all if c.name == name).pids["apiserver"]
+    running = [pid for pid, what in procs.recorded(Path(fleet.dir))
+               if what == "etcd" and procs.alive(pid)]
+    if not running:
+        raise FleetError(f"etcd of {fleet.dir} is not running")
+    return running[-1]
+
+
 def down(fleet_dir: str | Path) -> list[int]:
     """Stop every process this fleet folder recorded; safe to repeat."""
     return procs.stop_all(Path(fleet_dir).resolve())

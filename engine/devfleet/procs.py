@@ -82,6 +82,11 @@ def stop_all(fleet_dir: Path, timeout: float = 10.0) -> list[int]:
     return targets
 
 
+def stop(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM one recorded process group, SIGKILL it if it is still there after `timeout`."""
+    _stop([pid], timeout)
+
+
 def _stop(pids: list[int], timeout: float) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -1,0 +1,79 @@
+"""Faults on the real fleet, in a bounded form: each converges, loses nothing, crashes nothing.
+
+The scenarios live in tests/chaosruns.py (bench/chaos.py repeats them and
+prints a table). Together these take about three minutes: a workload API
+server down for 30 s, the management API server and etcd restarted, the
+controller SIGKILLed once in each of deploy, drift correction, a staged
+rollout and withdrawal, and a cluster frozen three seconds out of four.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import chaosruns
+from chaoskit import Outcome
+from fleetkit import Engine, Kubectl
+
+from engine.devfleet import fleet as devfleet
+
+
+def _held(out: Outcome) -> None:
+    print(out)
+    assert out.converged and not out.problems, f"{out.scenario}: {out.problems}"
+    assert out.lost == 0 and out.crashes == 0
+
+
+class TestWorkloadOutage:
+    """A workload API server down for 30 s shows on its summaries and holds up nobody."""
+
+    def test_down_and_back(self, engine: Engine, mgmt: Kubectl, fleet: devfleet.Fleet,
+                           tmp_path: Path) -> None:
+        out = chaosruns.workload_outage(engine, mgmt, fleet, tmp_path)
+        _held(out)
+        assert out.redundant == 0, out
+        # The others went on at their usual pace (seconds, not the outage's length).
+        assert out.figures["rollout s"] < 20 and out.figures["drift s"] < 20, out.figures
+        assert out.figures["shown s"] <= chaosruns.PROBE_INTERVAL + 15, out.figures
+
+
+class TestControlPlaneRestart:
+    """The controller reconnects its watches and misses the change made meanwhile."""
+
+    def test_management_api_server(self, engine: Engine, mgmt: Kubectl,
+                                   fleet: devfleet.Fleet, tmp_path: Path) -> None:
+        out = chaosruns.control_plane_restart(engine, mgmt, fleet, tmp_path, which="management")
+        _held(out)
+        assert out.redundant == 0, out
+
+    def test_etcd(self, engine: Engine, mgmt: Kubectl, fleet: devfleet.Fleet,
+                  tmp_path: Path) -> None:
+        out = chaosruns.control_plane_restart(engine, mgmt, fleet, tmp_path, which="etcd")
+        _held(out)
+        assert out.redundant == 0, out
+
+
+class TestControllerKilled:
+    """SIGKILL in deploy, drift, a staged rollout and withdrawal: the same end state as ever."""
+
+    def test_killed_once_per_step(self, engine: Engine, mgmt: Kubectl, tmp_path: Path) -> None:
+        seed = int(os.environ.get("FLOTILLA_CHAOS_SEED") or random.randrange(1 << 30))
+        print(f"seed {seed} (replay with FLOTILLA_CHAOS_SEED={seed})")
+        outcomes = chaosruns.sigkill_lifecycle(engine, mgmt, tmp_path, seed=seed)
+        assert [o.scenario.rsplit(" ", 1)[1] for o in outcomes] == list(chaosruns.STEPS), \
+            f"seed {seed}: {[o.problems for o in outcomes]}"
+        for out in outcomes:
+            _held(out)
+            assert out.redundant == 0, f"seed {seed}: {out}"
+
+
+class TestSlowCluster:
+    """A cluster frozen most of the time does not hold up the others' rollouts or drift."""
+
+    def test_frozen_cluster(self, engine: Engine, mgmt: Kubectl, fleet: devfleet.Fleet,
+                            tmp_path: Path) -> None:
+        out = chaosruns.slow_cluster(engine, mgmt, fleet, tmp_path)
+        _held(out)
+        assert out.figures["rollout s"] < 20 and out.figures["drift s"] < 20, out.figures
