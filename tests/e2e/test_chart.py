@@ -216,6 +216,11 @@ class TestRBAC:
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "flotilla",
                                         "namespace": "flotilla-system"}]
 
+    def test_extra_rules_are_appended(self, everything: list[dict[str, Any]]) -> None:
+        (role,) = of_kind(everything, "ClusterRole")
+        assert flat_rules(role["rules"]) == {**CLUSTER_RULES,
+                                             ("cluster.x-k8s.io", "clusters"): {"get"}}
+
     @pytest.mark.parametrize("which", ["defaults", "everything"])
     def test_no_wildcards(self, which: str, request: pytest.FixtureRequest) -> None:
         for doc in request.getfixturevalue(which):
