@@ -34,6 +34,6 @@ def plan_command(args: argparse.Namespace) -> int:
     quiet_libraries()
     config = mgmt.config_for(args)
     helm, work = helmbin.find(args.helm), helmbin.workdir(args.workdir)
-    text = asyncio.run(preview.render_plan(config, args.profile, helm=helm, workdir=work))
-    print(mgmt.emit({"plan": text.splitlines()}, args.output, text))
+    found = asyncio.run(preview.plan(config, args.profile, helm=helm, workdir=work))
+    print(mgmt.emit(found, args.output, preview.text(found)))
     return 0

@@ -41,6 +41,23 @@ async def _load(ctx: context.Context, kind: str, ns: str | None, name: str) -> d
 async def render_plan(kc: str | kubeconfig.KubeConfig, ref: str, *, helm: Path,
                       workdir: Path) -> str:
     """The plan as text; `kc` is a kubeconfig file or connection facts already read."""
+    return text(await plan(kc, ref, helm=helm, workdir=workdir))
+
+
+def text(found: dict[str, Any]) -> str:
+    lines = [f"{found['kind']} {found['name']}: {len(found['clusters'])} clusters selected "
+             f"({found['syncMode']})"]
+    for entry in found["clusters"]:
+        lines.append(f"\n{entry['cluster']} ({entry['reason']}):")
+        lines.extend(f"  {change}" for change in entry["changes"])
+        if entry.get("error"):
+            lines.append(f"  error: {entry['error']}")
+    return "\n".join(lines)
+
+
+async def plan(kc: str | kubeconfig.KubeConfig, ref: str, *, helm: Path,
+               workdir: Path) -> dict[str, Any]:
+    """The plan as data: per selected cluster, one line per change (`flotilla plan -o`)."""
     kind, ns, name = ("Profile", *ref.split("/", 1)) if "/" in ref else (
         api.CLUSTER_PROFILE, None, ref)
     mgmt = kube.Client(kc if isinstance(kc, kubeconfig.KubeConfig) else kubeconfig.load(kc),
@@ -49,7 +66,7 @@ async def render_plan(kc: str | kubeconfig.KubeConfig, ref: str, *, helm: Path,
     ctx = context.Context(mgmt=mgmt, store=store.Store(), connections=conns,
                           charts=helm_adapter.ChartCache(workdir / "charts", helm, {}),
                           recorder=reporting.Recorder(mgmt))
-    lines: list[str] = []
+    out: dict[str, Any] = {"kind": kind, "name": ref, "clusters": []}
     try:
         profile = await _load(ctx, kind, ns, name)
         ctx.store.put(kind, profile)
@@ -59,33 +76,34 @@ async def render_plan(kc: str | kubeconfig.KubeConfig, ref: str, *, helm: Path,
         owner = workload.Owner(kind=kind, namespace=ns or "", name=name, tier=spec.tier)
         summaries = {s["spec"]["clusterRef"]["name"]: s for s in await mgmt.list(
             API, "ClusterSummary", label_selector=f"{api.PROFILE_NAME_LABEL}={name}")}
-        lines.append(f"{kind} {ref}: {len(chosen)} clusters selected ({spec.sync_mode})")
+        out["syncMode"] = str(spec.sync_mode)
         # What the profile would deploy now: its spec with today's references and catalog.
         snap = await revisions.build(ctx, profile, spec)
         for sel in chosen:
             cluster = ctx.store.get("WorkloadCluster", sel.namespace, sel.name) or {}
-            lines.append(f"\n{sel.namespace}/{sel.name} ({sel.reason}):")
+            changes: list[str] = []
+            entry: dict[str, Any] = {"cluster": f"{sel.namespace}/{sel.name}",
+                                     "reason": sel.reason, "changes": changes}
+            out["clusters"].append(entry)
             recorded = (summaries.get(sel.name) or {}).get("status") or {}
             if spec.sync_mode == types.SyncMode.DRY_RUN:
                 for row in recorded.get("services") or []:
-                    lines.append(f"  {row['name']}: {row.get('message', '')}")
+                    changes.append(f"{row['name']}: {row.get('message', '')}")
                 continue
             try:
                 want = await desired.build(ctx, profile, spec, cluster, snap)
                 target = deployment.target(ctx, await ctx.connection(cluster), owner, spec)
                 for item in want.items:
-                    line = await deployers.for_item(item).plan_line(
-                        target, item, want.values.get(item.key, {}))
-                    lines.append(f"  {line}")
+                    changes.append(await deployers.for_item(item).plan_line(
+                        target, item, want.values.get(item.key, {})))
                 wanted = {i.key for i in want.items}
                 for row in recorded.get("inventory") or []:
-                    entry = inventory.InventoryEntry.from_dict(row)
-                    if entry.key not in wanted:
-                        lines.append(f"  delete {row['kind']} {row['namespace']}/{row['name']}")
+                    entry_ = inventory.InventoryEntry.from_dict(row)
+                    if entry_.key not in wanted:
+                        changes.append(f"delete {row['kind']} {row['namespace']}/{row['name']}")
             except errors.FlotillaError as exc:
-                lines.append(f"  error: {exc}")
+                entry["error"] = str(exc)
     finally:
         await conns.close()
         await mgmt.close()
-    return "\n".join(lines)
-
+    return out

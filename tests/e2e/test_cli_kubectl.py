@@ -291,6 +291,14 @@ spec:
         assert done.stderr == "", done.stderr
         for noise in ("command failed", "--kubeconfig", str(engine.workdir)):
             assert noise not in done.stdout + done.stderr
+        data = kubectl_flotilla("plan", name, "-o", "json", "--kubeconfig",
+                                str(engine.fleet.management.kubeconfig),
+                                "--workdir", str(engine.workdir / "work"), timeout=180,
+                                FLOTILLA_HELM=str(bins() / "helm"))
+        assert data.returncode == 0 and data.stderr == "", data.stderr
+        (entry,) = json.loads(data.stdout)["clusters"]
+        assert entry["cluster"] == f"{FLEET_NS}/cluster-3" and entry["reason"] == "Selector"
+        assert [c.split()[0] for c in entry["changes"]] == ["install"], entry
         # The noise is real: the same preview without the command's quieting prints it.
         probe = ("import asyncio, pathlib, sys; from engine.controller import preview; "
                  "asyncio.run(preview.render_plan(sys.argv[1], sys.argv[2], "
