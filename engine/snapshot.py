@@ -43,6 +43,9 @@ RefData = Mapping[str, str] | None  # None: an optional reference that was absen
 # A `/` never appears in a real ConfigMap/Secret key, so the mark cannot collide with one;
 # it is part of the snapshot, so annotating an object is a new revision.
 TEMPLATE_MARK = "metadata/template"
+# Keys of templateResourceRefs objects (engine.templaterefs.PREFIX), kept beside the data of
+# referenced ConfigMaps (or Secrets, for Secret objects).
+RESOURCE_PREFIX = "Resource/"
 
 
 @dataclass(frozen=True)
@@ -210,15 +213,22 @@ def changes(old: Snapshot, new: Snapshot) -> list[str]:
                                 ("Secret", old.secrets, new.secrets)):
         for key in sorted(set(before) | set(after)):
             name = key.split("/", 1)[1]
+            label = kind
+            if key.startswith(RESOURCE_PREFIX):  # a templateResourceRefs object (templaterefs)
+                label, name = "templateResourceRefs object", key[len(RESOURCE_PREFIX):]
             if key not in before or key not in after:
-                out.append(f"{kind} {name} {'referenced' if key in after else 'dropped'}")
+                out.append(f"{label} {name} {'referenced' if key in after else 'dropped'}")
                 continue
             a, b = before[key] or {}, after[key] or {}
             for data_key in sorted(set(a) | set(b)):
                 if a.get(data_key) == b.get(data_key):
                     continue
-                if kind == "Secret":
-                    out.append(f"Secret {name} key {data_key} changed")
+                if kind == "Secret":  # values never shown
+                    out.append(f"Secret {name} key {data_key} changed" if label == kind
+                               else f"{label} {name} changed")
+                elif label != kind:
+                    out.extend(f"{label} {name}{p}"
+                               for p in _data_paths(a.get(data_key), b.get(data_key)))
                 else:
                     out.extend(f"ConfigMap {name} {data_key}{p}"
                                for p in _data_paths(a.get(data_key), b.get(data_key)))

@@ -33,8 +33,6 @@ def fields(spec: Mapping[str, Any]) -> list[str]:
         elif isinstance(ref, Mapping) and ref.get("deploymentType") == "Local":
             found.append(f"spec.kustomizationRefs[{i}].deploymentType: Local (the management "
                          "cluster) is not supported; nothing from this ref is deployed")
-    if _list(spec.get("templateResourceRefs")):
-        found.append("spec.templateResourceRefs: not honoured yet")
     for i, ref in enumerate(_list(spec.get("policyRefs"))):
         if isinstance(ref, Mapping) and ref.get("deploymentType") == "Local":
             found.append(f"spec.policyRefs[{i}].deploymentType: Local (the management "

@@ -12,13 +12,22 @@ naming the field, before a single write happens.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from engine import catalog, deployers, errors, inventory, patches, render, snapshot
+from engine import (
+    catalog,
+    deployers,
+    errors,
+    inventory,
+    patches,
+    render,
+    snapshot,
+    templaterefs,
+)
 from engine.controller import context, kustomized, profiles, revisions
 from engine.model import types
 from engine.model.helmopts import HelmOptions
@@ -55,6 +64,20 @@ def _policy_data(data: snapshot.RefData, template_ctx: Mapping[str, Any],
             for key, text in own.items()}
 
 
+async def _resources(ctx: context.Context, profile: dict[str, Any], spec: types.ProfileSpec,
+                     cluster: dict[str, Any], snap: snapshot.Snapshot) -> Callable[[str], Any]:
+    """getResource() for this cluster's templates: the snapshot's objects (read live when
+    the revision predates the cluster's match, or snapshots)."""
+    found: dict[str, Any] = {}
+    for res in templaterefs.resolve(spec.template_resource_refs, cluster,
+                                    profile_kind=profile["kind"],
+                                    profile_namespace=profile["metadata"].get("namespace") or ""):
+        kept = snap.secrets if res.secret else snap.configmaps
+        data = kept[res.key] if res.key in kept else await revisions.read_resource(ctx, res)
+        found[res.identifier] = templaterefs.release(data)
+    return templaterefs.getter(found)
+
+
 def _catalog(ctx: context.Context, snap: snapshot.Snapshot) -> dict[str, types.CatalogServiceSpec]:
     if not snap.complete:
         return profiles.catalog_specs(ctx)
@@ -67,7 +90,8 @@ def _catalog(ctx: context.Context, snap: snapshot.Snapshot) -> dict[str, types.C
 async def build(ctx: context.Context, profile: dict[str, Any], spec: types.ProfileSpec,
                 cluster: dict[str, Any], snap: snapshot.Snapshot) -> Desired:
     """What `snap` (the revision the cluster was assigned) puts on this cluster."""
-    template_ctx = {"cluster": cluster}
+    template_ctx = {"cluster": cluster,
+                    "getResource": await _resources(ctx, profile, spec, cluster, snap)}
     refs = {r.field: r for r in snapshot.references(
         spec, profile_kind=profile["kind"], profile_namespace=profile["metadata"].get(
             "namespace") or "")}

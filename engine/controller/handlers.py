@@ -91,6 +91,10 @@ async def login(**_: Any) -> kopf.ConnectionInfo:
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # we post our own, de-duplicated Events
     settings.watching.server_timeout = 300
+    # kopf's default retries of a failed API request wait up to 21 s apart, so a watch
+    # noticed a restarted management API server that late; the same patience (52 s
+    # before a request gives up), never more than 5 s between two tries.
+    settings.networking.error_backoffs = (1, 1, 2, 3, 5, 5, 5, 5, 5, 5, 5, 5, 5)
     settings.persistence.finalizer = api.KOPF_FINALIZER
     opts = options()
     config = management_config()
@@ -393,6 +397,13 @@ async def on_configmap(type: str | None, body: kopf.Body, **_: Any) -> None:
             for kust in spec.get("kustomizationRefs") or []:
                 refs += [kust, *(kust.get("valuesFrom") or [])]
             pns = profile["metadata"].get("namespace")
+            for tref in spec.get("templateResourceRefs") or []:
+                res = tref.get("resource") or {}
+                templated = "{{" in str(res.get("name", "")) + str(res.get("namespace", ""))
+                # An empty namespace is each cluster's; a templated name may be this one.
+                refs.append({"kind": res.get("kind"),
+                             "namespace": ns if templated else res.get("namespace") or ns,
+                             "name": name if templated else res.get("name")})
             if any(r.get("kind") == "ConfigMap" and r.get("name") == name
                    and (r.get("namespace") or pns) == ns for r in refs):
                 ctx().enqueue(("profile", kind, pns or "", profile["metadata"]["name"]))

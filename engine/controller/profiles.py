@@ -106,7 +106,9 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
         _check_pointers(spec)
         chosen = _selections(ctx, kind, namespace, name, spec)
         catalog.resolve(spec, catalog_specs(ctx))  # surfaces unknown services/versions here
-        snap = await revisions.build(ctx, body, spec)
+        snap = await revisions.build(ctx, body, spec, clusters=[
+            c for c in (ctx.store.get("WorkloadCluster", cns, cname) for cns, cname, _ in chosen)
+            if c is not None])
     except errors.FlotillaError as exc:
         await report_error(ctx, body, exc)
         return None
@@ -141,9 +143,10 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
                                  " its services")
     await _rollup(ctx, body, spec_hash, revision, chosen, summaries_of(ctx, kind, namespace, name),
                   outcome)
-    if snap.secrets:
-        # Secrets are not watched (a cluster-wide Secret watch costs more than it saves):
-        # re-read the referenced ones now and then, so an edit becomes a revision.
+    if snap.secrets or spec.template_resource_refs:
+        # Secrets (and templateResourceRefs' objects of other kinds) are not watched (a
+        # cluster-wide watch costs more than it saves): re-read the referenced ones now and
+        # then, so an edit becomes a revision.
         resync = ctx.settings.secret_resync
         return resync if outcome.requeue_after is None else min(outcome.requeue_after, resync)
     return outcome.requeue_after

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
-from engine import api, errors, kustomize, snapshot
+from engine import api, errors, kustomize, snapshot, templaterefs
 from engine.adapters import kube
 from engine.controller import context
 from engine.model import types
@@ -93,9 +94,35 @@ def _secret_entry(key: str, encoded: str, binary: bool) -> tuple[str, str]:
         return kustomize.BINARY_PREFIX + key, encoded
 
 
-async def build(ctx: context.Context, profile: dict[str, Any],
-                spec: types.ProfileSpec) -> snapshot.Snapshot:
-    """One snapshot of what the profile deploys now (built once per change, not per cluster)."""
+async def read_resource(ctx: context.Context,
+                        ref: templaterefs.Resolved) -> snapshot.RefData:
+    """A templateResourceRefs object as a snapshot keeps it; None when optional and absent."""
+    try:
+        namespaced = (await ctx.mgmt.resource(ref.api_version, ref.kind)).namespaced
+    except errors.FlotillaError as exc:
+        raise errors.SpecError(f"{ref.api_version} {ref.kind} is not served by the management "
+                               f"cluster: {exc}", field=ref.field,
+                               reason="ReferenceNotFound") from exc
+    if not namespaced:
+        ref = ref.cluster_scoped()
+    obj = None
+    if ref.kind == "ConfigMap" and ref.api_version == "v1":
+        obj = ctx.store.get("ConfigMap", ref.namespace, ref.name)
+    if obj is None:
+        obj = await ctx.mgmt.get(ref.api_version, ref.kind, ref.namespace or None, ref.name)
+    if obj is None and not ref.optional:
+        where = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
+        raise errors.SpecError(f"{ref.kind} {where} not found", field=ref.field,
+                               reason="ReferenceNotFound")
+    return templaterefs.capture(obj, ref)
+
+
+async def build(ctx: context.Context, profile: dict[str, Any], spec: types.ProfileSpec,
+                clusters: Sequence[dict[str, Any]] = ()) -> snapshot.Snapshot:
+    """One snapshot of what the profile deploys now (built once per change, not per cluster).
+
+    `clusters` are those it selects: templateResourceRefs are resolved for each.
+    """
     catalog = {c["metadata"]["name"]: c.get("spec") or {}
                for c in ctx.store.all("CatalogService")}
     meta = profile["metadata"]
@@ -107,6 +134,13 @@ async def build(ctx: context.Context, profile: dict[str, Any],
         # A kustomizationRef's read keeps binaryData, a policyRef's the template mark.
         if ref.key not in target or ref.binary or ref.manifests:
             target[ref.key] = await read_reference(ctx, ref)
+    for cluster in clusters if spec.template_resource_refs else ():
+        for res in templaterefs.resolve(spec.template_resource_refs, cluster,
+                                        profile_kind=profile["kind"],
+                                        profile_namespace=meta.get("namespace") or ""):
+            target = secrets if res.secret else configmaps
+            if res.key not in target:
+                target[res.key] = await read_resource(ctx, res)
     return snapshot.Snapshot(spec=snapshot.content_of(profile.get("spec") or {}),
                              configmaps=configmaps, secrets=secrets,
                              catalog=snapshot.catalog_used(spec, catalog))

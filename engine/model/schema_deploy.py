@@ -3,9 +3,9 @@
 Used by `engine.model.schema` for ClusterProfile and Profile: Sveltos'
 `policyRefs[]` (with `tier`, `deploymentType`, `skipNamespaceCreation`,
 `optional`), `patches`, `patchesFrom`, `extraLabels`, `extraAnnotations`,
-`maxConsecutiveFailures`, `preDeleteChecks`, `postDeleteChecks` (and
-Flotilla's `preDeployChecks`), and the Sveltos fields Flotilla accepts without
-honouring yet (`reloader`, `setRefs`, `templateResourceRefs`): a Sveltos
+`maxConsecutiveFailures`, `templateResourceRefs`, `preDeleteChecks`,
+`postDeleteChecks` (and Flotilla's `preDeployChecks`), and the Sveltos fields
+Flotilla accepts without honouring yet (`reloader`, `setRefs`): a Sveltos
 profile applies unchanged and the profile's `Unsupported` condition names
 what was not done (`engine.unsupported`). Pure data.
 """
@@ -91,13 +91,18 @@ def _template_resource_ref() -> Schema:
         "identifier": string("Name templates use for the object.", min_length=1,
                              max_length=LABEL_LEN),
         "resource": obj("The object.", {
-            "apiVersion": string("API version.", max_length=TEXT_LEN),
+            "apiVersion": string("API version (default v1).", max_length=TEXT_LEN),
             "kind": string("Kind.", max_length=LABEL_LEN),
-            "namespace": string("Namespace (may be a template).", max_length=TEXT_LEN),
-            "name": string("Name (may be a template).", max_length=TEXT_LEN),
+            "namespace": string("Namespace, a Jinja2 template over `cluster`; empty: the "
+                                "cluster's (a Profile's own, always).", max_length=TEXT_LEN),
+            "name": string("Name, a Jinja2 template over `cluster`.", min_length=1,
+                           max_length=TEXT_LEN),
         }, required=("kind", "name")),
-        "optional": boolean("A missing object is not an error."),
-        "ignoreStatusChanges": boolean("Status changes do not re-render."),
+        "optional": boolean("A missing object is not an error: getResource gives an empty "
+                            "map.", default=False),
+        "ignoreStatusChanges": boolean("The object's status is not kept (templates see none), "
+                                       "so status changes never make a revision.",
+                                       default=False),
     }, required=("identifier", "resource"))
 
 
@@ -129,9 +134,11 @@ def profile_fields(scope: str) -> dict[str, Schema]:
                             "Accepted; not honoured yet (reported as Unsupported when true)."),
         "setRefs": strings("Sveltos ClusterSets/Sets. Accepted; not honoured (reported as "
                            "Unsupported).", max_items=64),
-        "templateResourceRefs": array("Management-cluster objects for templates. Accepted; "
-                                      "not honoured yet (reported as Unsupported).",
-                                      _template_resource_ref(), max_items=64),
+        "templateResourceRefs": array("Management-cluster objects every template of the "
+                                      "profile reads as getResource(\"<identifier>\"); an "
+                                      "edit of one is a new revision.",
+                                      _template_resource_ref(), max_items=64,
+                                      map_keys=("identifier",)),
         "preDeployChecks": array("Checks that must pass on a cluster before anything is "
                                  "deployed or updated there (Flotilla).",
                                  _check(), max_items=32),

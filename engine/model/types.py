@@ -349,6 +349,33 @@ class KustomizationRef:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class TemplateResourceRef:
+    """A management-cluster object templates read as getResource(identifier) (Sveltos).
+
+    `name` and `namespace` may be templates over `cluster`; an empty namespace is the
+    cluster's (a Profile's objects are always in its own namespace).
+    """
+
+    identifier: str
+    api_version: str
+    kind: str
+    name: str
+    namespace: str = ""
+    optional: bool = False
+    ignore_status_changes: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
+        r = Reader(data, field)
+        res = Reader(r.mapping("resource"), r.at("resource"))
+        return cls(identifier=r.required_text("identifier"),
+                   api_version=res.text("apiVersion") or "v1", kind=res.required_text("kind"),
+                   name=res.required_text("name"), namespace=res.text("namespace"),
+                   optional=r.flag("optional"),
+                   ignore_status_changes=r.flag("ignoreStatusChanges"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class HelmChartSpec:
     chart_name: str
     release_name: str
@@ -517,6 +544,7 @@ class ProfileSpec:
     pre_deploy_checks: tuple[HealthCheck, ...] = ()
     pre_delete_checks: tuple[HealthCheck, ...] = ()
     post_delete_checks: tuple[HealthCheck, ...] = ()
+    template_resource_refs: tuple[TemplateResourceRef, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, field: str = "spec") -> Self:
@@ -555,7 +583,20 @@ class ProfileSpec:
             pre_deploy_checks=r.objects("preDeployChecks", HealthCheck),
             pre_delete_checks=r.objects("preDeleteChecks", HealthCheck),
             post_delete_checks=r.objects("postDeleteChecks", HealthCheck),
+            template_resource_refs=_unique_identifiers(
+                r.objects("templateResourceRefs", TemplateResourceRef), r),
         )
+
+
+def _unique_identifiers(refs: tuple[TemplateResourceRef, ...],
+                        r: Reader) -> tuple[TemplateResourceRef, ...]:
+    seen: set[str] = set()
+    for index, ref in enumerate(refs):
+        if ref.identifier in seen:
+            raise errors.SpecError(f"identifier {ref.identifier!r} is used twice",
+                                   field=r.at(f"templateResourceRefs[{index}].identifier"))
+        seen.add(ref.identifier)
+    return refs
 
 
 def _positive(r: Reader, key: str) -> int | None:

@@ -135,7 +135,6 @@ class TestUnsupported:
             "kustomizationRefs": [{"kind": "GitRepository", "name": "g"},
                                   {"kind": "ConfigMap", "name": "c", "deploymentType": "Local"},
                                   {"kind": "ConfigMap", "name": "deployed"}],
-            "templateResourceRefs": [{"identifier": "x", "resource": {"kind": "A", "name": "b"}}],
             "policyRefs": [{"kind": "ConfigMap", "name": "a"},
                            {"kind": "ConfigMap", "name": "b", "deploymentType": "Local"}],
             "helmCharts": [{"chartName": "c", "registryCredentialsConfig": {"x": 1},
@@ -144,7 +143,6 @@ class TestUnsupported:
         paths = [f.split(":")[0].split(" ")[0] for f in found]
         assert paths == ["spec.reloader", "spec.setRefs", "spec.kustomizationRefs[0]",
                          "spec.kustomizationRefs[1].deploymentType",
-                         "spec.templateResourceRefs",
                          "spec.policyRefs[1].deploymentType",
                          "spec.helmCharts[0].registryCredentialsConfig",
                          "spec.helmCharts[0].signatureVerification"]
@@ -157,5 +155,7 @@ class TestUnsupported:
             "policyRefs": [{"kind": "ConfigMap", "name": "a", "deploymentType": "Remote"}],
             "patches": [{"patch": "x"}], "maxConsecutiveFailures": 3,
             "preDeployChecks": [{"name": "c"}], "preDeleteChecks": [{"name": "c"}],
-            "postDeleteChecks": [{"name": "c"}]}) == []
+            "postDeleteChecks": [{"name": "c"}],
+            "templateResourceRefs": [{"identifier": "x", "resource": {"kind": "A", "name": "b"}}],
+        }) == []
         assert unsupported.message([]) == "every field set is honoured"
