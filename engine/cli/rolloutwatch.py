@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -116,6 +117,9 @@ class Screen:
             return
         lines = views.render_progress(view, terminal=self.terminal)
         if self.terminal:
+            # A wrapped line would throw the redraw's line count off: cut at the width.
+            width = shutil.get_terminal_size().columns - 1
+            lines = [line[:width] for line in lines]
             if self.drawn:  # up to the first line drawn, then clear to the end of the screen
                 self.out.write(f"\x1b[{len(self.drawn)}F\x1b[J")
             self.out.write("\n".join(lines) + "\n")
