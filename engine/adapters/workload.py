@@ -191,11 +191,36 @@ class Workload:
         # conditional on nobody having touched the object since we created it.
         body["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
         try:
-            return await self.client.apply(body)
+            applied = await self.client.apply(body)
         except kube.ApiError as exc:
             if exc.status != 409:
                 raise
             return created
+        return await self._drop_create_entry(applied)
+
+    async def _drop_create_entry(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Forget the create's own field ownership, so only our apply owns the fields.
+
+        The POST leaves an `Update` entry for our manager beside the apply's: it would
+        keep owning every field it created, so a key later removed from the manifest
+        would stay on the live object forever. Conditional like the rest: if anyone
+        wrote in between, the entry stays (and the next change is theirs to judge).
+        """
+        meta = obj.get("metadata") or {}
+        entries = meta.get("managedFields") or []
+        kept = [e for e in entries if not (e.get("manager") == kube.FIELD_MANAGER
+                                           and e.get("operation") == "Update")]
+        if len(kept) == len(entries) or not kept:
+            return obj
+        try:
+            patched: dict[str, Any] = await self.client.patch(
+                obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"],
+                {"metadata": {"resourceVersion": meta["resourceVersion"], "managedFields": kept}})
+        except kube.ApiError as exc:
+            if exc.status != 409:
+                raise
+            return obj
+        return patched
 
     async def delete(self, key: inventory.Key, owner: Owner) -> bool:
         """Delete an object only while it is still ours; False when gone or not ours."""
