@@ -53,11 +53,37 @@ async def _install(kc: str, crds: Path, catalog: Path) -> list[str]:
         await client.apply({"apiVersion": "v1", "kind": "Namespace",
                             "metadata": {"name": api.SYSTEM_NAMESPACE}})
         for entry in _docs(catalog):
-            await client.apply(entry)
-            out.append(f"catalogservice/{entry['metadata']['name']} applied")
+            out.append(await _apply_entry(client, entry))
     finally:
         await client.close()
     return out
+
+
+async def _apply_entry(client: kube.Client, entry: dict[str, Any]) -> str:
+    """Apply a catalog entry; replace it when the stored one predates the schema.
+
+    Server-side apply builds a typed copy of the live object first, so an entry
+    stored under an older schema (a field whose type changed in v1alpha1, e.g.
+    evaluateCEL from a string to a list) makes every apply fail with a 500. A
+    replace validates only the new content; the next install applies as usual.
+    """
+    name = entry["metadata"]["name"]
+    try:
+        await client.apply(entry)
+        return f"catalogservice/{name} applied"
+    except kube.ApiError as exc:
+        if exc.status != 500 or "typed live object" not in exc.message:
+            raise
+    res = await client.resource(entry["apiVersion"], entry["kind"])
+    live = await client.get(entry["apiVersion"], entry["kind"], None, name)
+    if live is None:
+        await client.apply(entry)
+        return f"catalogservice/{name} applied"
+    body = {**entry, "metadata": {**entry["metadata"],
+                                  "resourceVersion": live["metadata"]["resourceVersion"]}}
+    await client.request("PUT", res.path(None, name), body=body,
+                         params={"fieldManager": kube.FIELD_MANAGER})
+    return f"catalogservice/{name} replaced (stored under an older schema)"
 
 
 def install(kc: str, *, crds: Path, catalog: Path) -> list[str]:
