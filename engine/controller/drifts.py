@@ -42,6 +42,8 @@ DRIFT_CORRECTED = Counter("flotilla_drift_corrected_total", "Drifted objects re-
                           ["cluster", "profile"])
 DRIFTED_OBJECTS = Gauge("flotilla_drifted_objects", "Objects currently drifted.",
                         ["cluster", "profile"])
+DRIFT_CHECKS = Counter("flotilla_drift_checks_total", "Summaries compared with what is live "
+                       "(checks of a summary whose deploy is still pending are not counted).")
 UNCONFIRMED_RETRY = 10.0  # seconds before a check retries a dry run that failed
 
 log = logging.getLogger("flotilla.drift")
@@ -134,6 +136,11 @@ class DriftReconciler:
         entry = self.tracked.get(skey)
         if entry is None or status.get("phase") != "Provisioned":
             return None
+        if status.get("revision") != summary["spec"].get("revision"):
+            # A deploy of another revision is pending or under way: live objects are
+            # moving to it. Judged once its outcome is recorded (the summary reconciler
+            # asks for a check then); correcting now would run the upgrade twice.
+            return None
         cw = self.clusters.get(entry.cluster)
         if cw is None or not entry.specs <= cw.synced:
             return 1.0  # watches still listing
@@ -150,7 +157,10 @@ class DriftReconciler:
             want = await desired.build(self.ctx, profile, pspec, cluster, snap)
         except errors.FlotillaError:
             return None  # the summary reconcile reports spec problems
+        if want.hash != status.get("hash"):
+            return None  # the same revision renders differently now: a redeploy is due first
         self.checks += 1
+        DRIFT_CHECKS.inc()
         owner = workload.Owner(kind=ref["kind"], namespace=ref.get("namespace") or "",
                                name=ref["name"], tier=pspec.tier)
         candidates = self._diff(skey, want, pspec, cw)
