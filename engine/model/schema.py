@@ -169,8 +169,20 @@ def profile_spec(*, tenant: bool) -> Schema:
     cluster_ref = obj("A WorkloadCluster by namespace and name.", {
         "namespace": string(f"Namespace of the cluster{scope}.", max_length=LABEL_LEN),
         "name": string("Name of the WorkloadCluster.", max_length=NAME_LEN),
+        # Sveltos' clusterRefs are ObjectReferences naming a SveltosCluster (or a Cluster
+        # API Cluster). Accepted so Sveltos profiles apply as written; a SveltosCluster
+        # is the WorkloadCluster of the same namespace and name.
+        "apiVersion": string("Optional; as in Sveltos (lib.projectsveltos.io/v1beta1) or "
+                             "flotilla.dev/v1alpha1.", max_length=LABEL_LEN),
+        "kind": string("Optional: WorkloadCluster, or SveltosCluster (the same thing here). "
+                       "Cluster API Clusters are not supported: register them as "
+                       "WorkloadClusters.", max_length=LABEL_LEN),
     }, rules=[rule("has(self.name) && size(self.name) > 0", "each clusterRefs entry needs a name",
-                   field_path=".name", reason="FieldValueRequired")])
+                   field_path=".name", reason="FieldValueRequired"),
+              rule("!has(self.kind) || self.kind in ['WorkloadCluster', 'SveltosCluster']",
+                   "clusterRefs kind must be WorkloadCluster or SveltosCluster (Cluster API "
+                   "Clusters are not supported: register them as WorkloadClusters)",
+                   field_path=".kind", reason="FieldValueInvalid")])
     exclusion = obj("Paths that drift detection ignores and re-apply never overwrites.", {
         "paths": array("JSON pointers, e.g. /spec/replicas.",
                        string("", pattern="^/", max_length=TEXT_LEN), min_items=1, max_items=64),

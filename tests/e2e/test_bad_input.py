@@ -197,3 +197,18 @@ class TestSchemaRejects:
                             check=False)
             assert proc.returncode != 0, body
             assert needle in proc.stderr, proc.stderr
+
+    def test_sveltos_cluster_refs_are_accepted_and_cluster_api_refused(
+            self, engine: Engine, mgmt: Kubectl) -> None:
+        """clusterRefs as Sveltos writes them (ObjectReferences) apply as they are."""
+        sveltos = ("  clusterRefs: [{apiVersion: lib.projectsveltos.io/v1beta1, "
+                   "kind: SveltosCluster, namespace: fleet, name: cluster-1}]")
+        accepted = mgmt.run("apply", "--dry-run=server", "-f", "-",
+                            input=_profile(f"sv-{_uid()}", sveltos), check=False)
+        assert accepted.returncode == 0, accepted.stderr
+        capi = ("  clusterRefs: [{apiVersion: cluster.x-k8s.io/v1beta1, kind: Cluster, "
+                "namespace: fleet, name: cluster-1}]")
+        refused = mgmt.run("apply", "--dry-run=server", "-f", "-",
+                           input=_profile(f"sv-{_uid()}", capi), check=False)
+        assert refused.returncode != 0
+        assert "Cluster API Clusters are not supported" in refused.stderr, refused.stderr
