@@ -1,11 +1,14 @@
-"""`flotilla demo` (and `make demo`): the main job, end to end, on a local fleet, offline.
+"""`flotilla demo` (and `make demo`): what Flotilla does, end to end, on a local fleet, offline.
 
-Starts a management cluster and three workload clusters (cluster-1 is full:
-controller-manager, scheduler, CPU and GPU nodes), installs the CRDs and
-the catalog, registers the clusters with labels, runs the controller, then
-applies profiles/gpu-inference.yaml. Labelling cluster-1 `gpu=nvidia` brings
-the GPU inference stack; removing the label takes it away. Every step prints
-the kubectl command it runs, so the output doubles as a tutorial.
+Starts a management cluster and three workload clusters: cluster-1 and
+cluster-2 are full (controller-manager, scheduler, simulated CPU and H100 GPU
+nodes; cluster-1 is the canary ring), cluster-3 is API-only (no nodes, so no
+GPUs). Installs the CRDs and the catalog, registers the clusters, runs the
+controller (a process recorded in the fleet folder, so `flotilla dev-fleet
+down` stops it too), then tells the story in `engine.cli.demostory`: label
+→ the GPU stack on the GPU clusters only, a hand edit → drift reported and
+corrected, a values change → canary first, unlabel → withdrawn. Every step
+prints the command it runs, so the output doubles as a tutorial.
 
 Offline: the catalog names real upstream chart repositories; the demo serves
 small stand-in charts of ours (tests/charts, same names and versions) from a
@@ -13,37 +16,38 @@ loopback repository and points the controller's chart mirror map at it.
 With `--charts DIR` (a Helm repository folder holding the real upstream
 charts, as `make demo` passes when ../shared/charts exists) it serves those
 instead, through the mirror ConfigMap, and applies the profile as
-`engine.devfleet.realcharts` prepares it for the dev fleet: the same services
-and selector, plus values that turn admission webhooks away (no webhook
-server runs on simulated nodes); while waiting for health it plays the GPU
-operator's part (`play_operators`), which does not really run there.
+`engine.devfleet.realcharts` prepares it for the dev fleet (values that turn
+admission webhooks away: no webhook server runs on simulated nodes); while
+waiting for health it plays the GPU operator's part (`play_operators`),
+which does not really run there. `--keep` leaves the fleet, the chart
+repository and the controller running.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from engine import api, errors
-from engine.cli import admin
-from engine.devfleet import fleet, realcharts, testbin
+from engine.cli import admin, demostory
+from engine.devfleet import fleet, procs, realcharts, testbin
 from engine.devfleet.chartrepo import ChartRepo
 
 ROOT = Path(__file__).resolve().parents[2]
-LABELS = {"cluster-1": {"env": "prod", "ring": "canary"}, "cluster-2": {"env": "staging"},
-          "cluster-3": {"env": "dev"}}
-
-
-def _say(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m", flush=True)
+LABELS = {"cluster-1": {"env": "prod", "ring": "canary"}, "cluster-2": {"env": "prod"},
+          "cluster-3": {"env": "prod"}}
+ROLES = {"cluster-1": "H100 GPUs, canary ring", "cluster-2": "H100 GPUs",
+         "cluster-3": "no GPUs (API only)"}
+_say = demostory.say
+_wait = demostory.wait
 
 
 class _Kubectl:
@@ -52,7 +56,7 @@ class _Kubectl:
         self.bin = str(testbin.path() / "kubectl")
 
     def show(self, *args: str, stdin: str | None = None) -> str:
-        print(f"$ kubectl {' '.join(args)}", flush=True)
+        print(f"$ kubectl {shlex.join(args)}", flush=True)
         out = subprocess.run([self.bin, "--kubeconfig", self.kubeconfig, *args],
                              capture_output=True, text=True, input=stdin)
         print(out.stdout.rstrip() or out.stderr.rstrip(), flush=True)
@@ -62,15 +66,6 @@ class _Kubectl:
         out = subprocess.run([self.bin, "--kubeconfig", self.kubeconfig, *args, "-o", "json"],
                              capture_output=True, text=True)
         return json.loads(out.stdout) if out.returncode == 0 else {}
-
-
-def _wait(what: str, probe: Callable[[], bool], timeout: float = 120) -> None:
-    """Poll until `probe()` holds; the timeout names what was waited for."""
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"demo: timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 class _Charts:
@@ -95,17 +90,24 @@ class _Charts:
         return f"the REAL upstream charts from {self.folder}: {found}"
 
     def profile(self, workdir: Path) -> Path:
-        """profiles/gpu-inference.yaml, or with real charts its dev-fleet preparation."""
+        """profiles/gpu-inference.yaml (or its real-chart preparation) set up for the story."""
         if self.folder is None:
-            return ROOT / "profiles" / "gpu-inference.yaml"
-        docs = realcharts.example_profiles("gpu")["gpu-inference"]
-        for doc in docs:
-            if doc["kind"] == "ClusterProfile":
-                # Same story as the stand-in run: the cluster owner's label selects it.
-                doc["spec"]["clusterSelector"] = {"matchLabels": {"gpu": "nvidia"}}
-        path = workdir / "gpu-inference.dev-fleet.yaml"
-        path.write_text(realcharts.dump(docs))
+            docs = [d for d in yaml.safe_load_all(
+                (ROOT / "profiles" / "gpu-inference.yaml").read_text()) if d]
+        else:
+            docs = realcharts.example_profiles("gpu")["gpu-inference"]
+        path = workdir / "gpu-inference.demo.yaml"
+        path.write_text(realcharts.dump(demostory.profile_docs(docs)))
         return path
+
+    def hand_off(self, workdir: Path) -> None:
+        """Serve the repository from a recorded process on the same port, to outlive us."""
+        port = str(self.repo.server.server_address[1])
+        served = self.folder if self.folder is not None else self.repo.dir
+        self.repo.server.shutdown()
+        self.repo.server.server_close()
+        procs.spawn(workdir, "chart-repo", [sys.executable, "-m", "http.server", port,
+                                            "--bind", "127.0.0.1", "--directory", str(served)])
 
 
 def demo_command(args: argparse.Namespace) -> int:
@@ -116,13 +118,15 @@ def run(workdir: Path, *, keep: bool = False, charts: Path | None = None) -> int
     if charts is not None and not (charts / "index.yaml").is_file():
         raise errors.FlotillaError(f"--charts {charts}: not a Helm repository (no index.yaml)")
     workdir = workdir.resolve()
+    began = time.monotonic()
     _say(f"Starting a local fleet in {workdir} (real etcd + kube-apiserver processes)")
-    started = fleet.up(workdir, fleet.Options(clusters=3, full=1))
+    started = fleet.up(workdir, fleet.Options(clusters=3, full=2))
     source: _Charts | None = None
-    controller: subprocess.Popen[bytes] | None = None
+    controller: int | None = None
+    kept = False
     try:
         for c in started.all:
-            print(f"  {c.name:<11} {c.url}  {'full (nodes, GPUs)' if c.full else 'API only'}")
+            print(f"  {c.name:<11} {c.url}  {ROLES.get(c.name, 'management')}")
         mgmt = _Kubectl(started.management.kubeconfig)
         source = _Charts(workdir, charts.resolve() if charts else None)
         _say(f"Offline mode: serving {source.describe()} at {source.repo.url}")
@@ -147,79 +151,48 @@ def run(workdir: Path, *, keep: bool = False, charts: Path | None = None) -> int
             flags = source.repo.mirror_flags()
         for flag in flags[1::2]:
             print(f"  --chart-mirror {flag}")
-        _say("flotilla controller (running in the background for the demo)")
-        argv = [sys.executable, "-m", "engine.cli", "controller", "--kubeconfig",
-                started.management.kubeconfig, "--helm", str(testbin.path() / "helm"), *flags]
-        log = open(workdir / "logs" / "controller.log", "wb")  # noqa: SIM115 - lives with proc
-        controller = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        _wait("clusters connected", lambda: all(
-            (i.get("status") or {}).get("ready")
-            for i in mgmt.json("get", "workloadclusters", "-n", "fleet").get("items", [])
-        ) and bool(mgmt.json("get", "workloadclusters", "-n", "fleet").get("items")))
+        _say("flotilla controller (in the background; its log: logs/controller.log)")
+        controller = procs.spawn(workdir, "controller", [
+            sys.executable, "-m", "engine.cli", "controller", "--kubeconfig",
+            started.management.kubeconfig, "--helm", str(testbin.path() / "helm"),
+            "--workdir", str(workdir / "controller"), *flags])
+        _wait("clusters connected and their facts read", lambda: _connected(mgmt))
         mgmt.show("get", "workloadclusters", "-n", "fleet", "--show-labels")
         mgmt.show("get", "catalogservices")
-        _show_stack(started, mgmt, source, workdir)
-        _say("Done. Charts used: " + source.describe())
+        demostory.tell(started, mgmt, str(source.profile(workdir)), real=source.real)
+        _say(f"Done in {time.monotonic() - began:.0f} s. Charts used: " + source.describe())
         if keep:
-            print(f"The fleet keeps running. Try: kubectl --kubeconfig "
-                  f"{started.management.kubeconfig} get clusterprofiles\n"
-                  f"Stop it with: flotilla dev-fleet down --dir {workdir}")
+            source.hand_off(workdir)
+            kept = True
+            _next_steps(workdir, started)
         return 0
     finally:
-        if controller is not None:
-            controller.terminate()
-            controller.wait(timeout=15)
-        if not keep:
+        if not kept:
+            if controller is not None:
+                procs.stop(controller, timeout=15)
             if source is not None:
                 source.repo.close()
-            fleet.down(workdir)
+            if not keep:
+                fleet.down(workdir)
 
 
-def _show_stack(started: fleet.Fleet, mgmt: _Kubectl, source: _Charts, workdir: Path) -> None:
-    """Apply the profile, label cluster-1 so the stack arrives, then unlabel so it leaves."""
-    profile = source.profile(workdir)
-    if source.real:
-        _say("Apply profiles/gpu-inference.yaml as prepared for the dev fleet "
-             f"({profile.name}): same services and selector; admission webhooks turned away "
-             "(no webhook server runs on simulated nodes), no canary ring")
-    else:
-        _say("Apply profiles/gpu-inference.yaml: selects clusters labelled gpu=nvidia")
-    mgmt.show("apply", "-f", str(profile))
-    mgmt.show("get", "clusterprofiles")
+def _connected(mgmt: _Kubectl) -> bool:
+    items = mgmt.json("get", "workloadclusters", "-n", "fleet").get("items", [])
+    return bool(items) and all((i.get("status") or {}).get("ready") and
+                               "facts" in (i.get("status") or {}) for i in items)
 
-    cluster = started.clusters[0]
-    _say("A cluster owner labels cluster-1 gpu=nvidia — the services arrive")
-    mgmt.show("label", "workloadcluster", "-n", "fleet", "cluster-1", "gpu=nvidia")
-    if source.real:
-        print("  (the dev fleet plays the GPU operator's part: nothing really runs on "
-              "simulated nodes, so the ClusterPolicy is marked ready once it exists)")
 
-    def ready() -> bool:
-        if source.real:
-            realcharts.play_operators(cluster.kubeconfig)
-        return (mgmt.json("get", "clusterprofile", "gpu-inference").get("status") or {}).get(
-            "ready") == 1
-
-    _wait("gpu-inference ready on cluster-1", ready, timeout=900 if source.real else 180)
-    mgmt.show("get", "clusterprofiles")
-    mgmt.show("get", "clustersummaries", "-A")
-    mgmt.show("wait", "--for=condition=Ready", "clusterprofile/gpu-inference", "--timeout=30s")
-    work = _Kubectl(cluster.kubeconfig)
-    helm = [str(testbin.path() / "helm"), "--kubeconfig", cluster.kubeconfig, "list", "-A"]
-    _say("On cluster-1 (helm list / deployments, read from the workload cluster)")
-    print("$ helm list -A")
-    subprocess.run(helm)
-    selector = "app.kubernetes.io/managed-by=Helm" if source.real \
-        else "app.kubernetes.io/part-of=flotilla-standin"
-    work.show("get", "deployments,daemonsets", "-A", "-l", selector)
-
-    _say("The label goes away — so do the services")
-    mgmt.show("label", "workloadcluster", "-n", "fleet", "cluster-1", "gpu-")
-    _wait("withdrawn", lambda: not mgmt.json("get", "clustersummaries", "-n", "fleet").get(
-        "items"), timeout=600 if source.real else 120)
-    mgmt.show("get", "clusterprofiles")
-    print("$ helm list -A   (on cluster-1)")
-    subprocess.run(helm)
-    if source.real:
-        print("  (the CRDs the charts installed from their crds/ folders stay: Helm never "
-              "deletes those)")
+def _next_steps(workdir: Path, started: fleet.Fleet) -> None:
+    kc = started.management.kubeconfig
+    print(f"""
+Everything keeps running: the fleet, the chart repository and the controller.
+Try next:
+  export KUBECONFIG={kc}
+  kubectl label workloadclusters -n fleet --all serving=inference   # the stack comes back
+  flotilla rollout status gpu-inference --watch                      # canary, then main
+  flotilla status gpu-inference                                      # profile → stage → cluster
+  flotilla why cluster-3                                             # why it is not selected
+  flotilla dashboard --kubeconfig {kc}                # the fleet in a browser
+  kubectl --kubeconfig {started.clusters[1].kubeconfig} get deployments -A
+Stop everything (fleet, chart repository, controller):
+  flotilla dev-fleet down --dir {workdir}""", flush=True)
