@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from engine import api, catalog, drift, errors, inventory, select, unsupported
+from engine import api, catalog, drift, errors, inventory, select, tenancy, unsupported
 from engine.adapters import kube
 from engine.controller import context, reporting, revisions, rollout_step, store
 from engine.model import conditions, types
@@ -104,6 +104,8 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
     try:
         spec = types.ProfileSpec.from_dict(body.get("spec") or {})
         _check_pointers(spec)
+        if kind == api.PROFILE:
+            tenancy.check_profile(spec, await tenant_limits(ctx, namespace))
         chosen = _selections(ctx, kind, namespace, name, spec)
         catalog.resolve(spec, catalog_specs(ctx))  # surfaces unknown services/versions here
         snap = await revisions.build(ctx, body, spec, clusters=[
@@ -150,6 +152,11 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
         resync = ctx.settings.secret_resync
         return resync if outcome.requeue_after is None else min(outcome.requeue_after, resync)
     return outcome.requeue_after
+
+
+async def tenant_limits(ctx: context.Context, namespace: str) -> tenancy.Limits:
+    """What the platform team allows Profiles in `namespace` (its Namespace's annotations)."""
+    return tenancy.limits_of(namespace, await ctx.mgmt.get("v1", "Namespace", None, namespace))
 
 
 async def report_error(ctx: context.Context, body: dict[str, Any], exc: BaseException) -> None:

@@ -16,7 +16,7 @@ import datetime
 import time
 from typing import Any
 
-from engine import api, deployers, errors, inventory, retry
+from engine import api, deployers, errors, inventory, retry, tenancy
 from engine.adapters import kube, workload
 from engine.controller import context, deployment, desired, gates, reporting, revisions
 from engine.model import conditions, types
@@ -74,7 +74,8 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
     waiting = _waiting_profiles(ctx, summary, pspec)
     if waiting:
         await _phase(ctx, summary, status, "Provisioning", "WaitingForDependencies",
-                     f"waiting for profile(s) {', '.join(waiting)} to be provisioned first")
+                     f"waiting for profile(s) {', '.join(waiting)} to be provisioned and "
+                     "healthy first")
         return ctx.settings.health_poll
     try:
         want = await desired.build(ctx, profile, pspec, cluster, snap)
@@ -111,6 +112,9 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
                 return ctx.settings.health_poll
         owner = owner_of(summary, pspec.tier)
         target = deployment.target(ctx, conn, owner, pspec, summary)
+        if owner.kind == api.PROFILE:
+            target.limits = tenancy.limits_of(owner.namespace, await ctx.mgmt.get(
+                "v1", "Namespace", None, owner.namespace))
         run = deployment.Deployment(ctx, target, summary, want,
                                     write_status=lambda st: _write(ctx, summary, st),
                                     retry_now=retry_now)
@@ -201,7 +205,10 @@ def _waiting_profiles(ctx: context.Context, summary: dict[str, Any],
     for dep in pspec.depends_on:
         other = ctx.store.get("ClusterSummary", summary["metadata"]["namespace"],
                               inventory.summary_name(ref["kind"], dep, cluster))
-        if other is None or (other.get("status") or {}).get("phase") != "Provisioned":
+        st = (other or {}).get("status") or {}
+        # Provisioned and healthy, as Sveltos counts a prerequisite deployed only once its
+        # validateHealths pass ("not only deployed but also functional").
+        if st.get("phase") != "Provisioned" or not st.get("healthy"):
             out.append(dep)
     return out
 

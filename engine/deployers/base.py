@@ -16,12 +16,12 @@ fetching and progress publishing) — never the controller's whole context.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine import health, inventory
+from engine import errors, health, inventory, tenancy
 from engine.adapters import connections, kube, workload
 from engine.catalog import ReleasePlan
 from engine.drift import fights
@@ -44,6 +44,8 @@ class Target:
     release_options: Callable[[str, str], HelmOptions | None] = lambda ns, name: None
     # Owners we took something over from (a lower tier wins); the caller tells them.
     taken: list[str] = field(default_factory=list)
+    # A Profile's namespace limits (None for a ClusterProfile, which is not limited).
+    limits: tenancy.Limits | None = None
 
 
 @dataclass(frozen=True)
@@ -117,3 +119,21 @@ async def check(conn: connections.Connection, check: types.HealthCheck,
         # A Lua script may take up to its time limit per object: off the event loop.
         return await asyncio.to_thread(health.evaluate, check, objects, field=where)
     return health.evaluate(check, objects, field=where)
+
+
+async def refuse_cluster_scoped(target: Target, objects: Sequence[Mapping[str, Any]],
+                                *, field: str) -> None:
+    """SpecError when a tenant (a Profile whose namespace does not allow it) would deploy a
+    cluster-scoped object; asks the workload cluster's discovery for each kind's scope."""
+    if target.limits is None or target.limits.allow_cluster_scoped:
+        return
+    found: list[tuple[str, str, str]] = []
+    for obj in objects:
+        api_version, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
+        try:
+            namespaced = (await target.conn.client.resource(api_version, kind)).namespaced
+        except errors.FlotillaError:
+            namespaced = False  # not served: may be a cluster-scoped custom resource
+        if not namespaced:
+            found.append((api_version, kind, str((obj.get("metadata") or {}).get("name"))))
+    tenancy.cluster_scoped_refusal(found, target.limits, field=field)

@@ -23,12 +23,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from engine import crdguard, drift, errors, health, inventory
 from engine.adapters import connections, workload
 from engine.adapters import helm as helm_adapter
 from engine.catalog import ReleasePlan
 from engine.deployers import base, hookwatch
 from engine.drift import fights
+from engine.model import types
 from engine.model.helmopts import HelmOptions
 
 log = logging.getLogger("flotilla.deployers")
@@ -61,9 +64,14 @@ class Helm:
                 await conn.releases().uninstall(release=rel.release_name,
                                                 namespace=rel.namespace, options=rel.options)
             return
+        chart_dir = await target.fetch_chart(rel)
+        if target.limits is not None and not target.limits.allow_cluster_scoped:
+            await base.refuse_cluster_scoped(
+                target, await rendered(conn, rel, chart_dir, values),
+                field=release_field(target.pspec, rel))
         await conn.workload.claim_release(rel.release_name, rel.namespace, target.owner,
                                           target.taken)
-        await install(conn, rel, await target.fetch_chart(rel), values, publish)
+        await install(conn, rel, chart_dir, values, publish)
 
     async def still_ours(self, target: base.Target, item: inventory.DesiredItem) -> None:
         await target.conn.workload.still_ours(item.key, target.owner)
@@ -222,6 +230,34 @@ async def removed_crds(conn: connections.Connection, rel: ReleasePlan, chart_dir
         return f"would delete CRD {names} and every object of its kind (allowCRDDeletion)"
     return f"would remove CRD {names} from the release; kept on the cluster " \
            f"({crdguard.RESOURCE_POLICY}: {crdguard.KEEP})"
+
+
+async def rendered(conn: connections.Connection, rel: ReleasePlan, chart_dir: Path,
+                   values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every object the chart renders with these values: templates, hooks and (unless
+    skipCRDs) its crds/ folder — `helm template`, client-side, so it costs one helm run and
+    no API call; only tenant Profiles limited to namespaced objects pay it (see `apply`)."""
+    argv = ["template", rel.release_name, str(chart_dir), "--namespace", rel.namespace,
+            "--values", "-"]
+    if not rel.options.skip_crds:
+        argv.append("--include-crds")
+    out = await conn.releases()._run(argv, f"helm template of {rel.namespace}/"
+                                           f"{rel.release_name}", values)
+    try:
+        docs = list(yaml.safe_load_all(out.decode(errors="replace")))
+    except yaml.YAMLError as exc:
+        raise errors.SpecError(f"the chart {rel.chart_name} renders invalid YAML: "
+                               f"{str(exc)[:200]}", field="values",
+                               reason="RenderFailed") from None
+    return [doc for doc in docs if isinstance(doc, dict)]
+
+
+def release_field(pspec: types.ProfileSpec, rel: ReleasePlan) -> str:
+    """The spec field a release comes from: its helmCharts entry, else the catalog services."""
+    for i, chart in enumerate(pspec.helm_charts):
+        if (chart.release_name, chart.release_namespace) == (rel.release_name, rel.namespace):
+            return f"spec.helmCharts[{i}]"
+    return "spec.services"
 
 
 def helm_marked(obj: dict[str, Any], rel: ReleasePlan) -> dict[str, Any]:

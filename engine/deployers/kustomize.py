@@ -40,6 +40,8 @@ class Kustomize:
 
     async def apply(self, target: base.Target, item: inventory.DesiredItem,
                     values: Mapping[str, Any], publish: base.Publish | None) -> None:
+        await base.refuse_cluster_scoped(target, [_as_object(item).body],  # type: ignore[list-item]
+                                         field="spec.kustomizationRefs")
         await self._objects.apply(target, _as_object(item), values, publish)
 
     async def still_ours(self, target: base.Target, item: inventory.DesiredItem) -> None:

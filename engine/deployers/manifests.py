@@ -37,6 +37,7 @@ class Manifests:
     async def apply(self, target: base.Target, item: inventory.DesiredItem,
                     values: Mapping[str, Any], publish: base.Publish | None) -> None:
         body = _body(item)
+        await base.refuse_cluster_scoped(target, [body], field="spec.policyRefs")
         await target.conn.workload.apply(
             body, target.owner, item.hash, exclusions=drift.exclusions_for(target.pspec, body),
             taken=target.taken, create_namespace=item.create_namespace)
