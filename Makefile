@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup testbin test lint unit e2e demo bench crds chart-files clean
+.PHONY: setup testbin browser test lint unit e2e demo bench crds chart-files clean
 
 setup: $(VENV)/.installed testbin
 
@@ -26,8 +26,15 @@ lint: $(VENV)/.installed
 
 # Every test: lint, types and layering, then unit and end-to-end tests on a real local fleet.
 # pytest exits 5 when it collects nothing, which fails this target too.
-test: setup lint
+test: setup browser lint
 	$(BIN)/pytest tests
+
+# Debian's Chromium for the dashboard's browser test (tests/e2e/test_dashboard.py), installed
+# with apt when missing and we may; without it that one test is skipped, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	  >/dev/null; } || echo "chromium not installed: the dashboard's browser test will be skipped"
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q

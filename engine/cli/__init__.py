@@ -170,6 +170,16 @@ def parser(prog: str = "flotilla") -> argparse.ArgumentParser:
                       "upstream charts to serve instead of the stand-ins (e.g. ../shared/charts)")
     demo.set_defaults(func=Lazy("demo", "demo_command"))
 
+    dash = sub.add_parser("dashboard", help="a read-only web page of the fleet, updated live")
+    _kube_flags(dash)
+    dash.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    dash.add_argument("--address", default="127.0.0.1",
+                      help="address to bind (default 127.0.0.1; loopback only without "
+                           "--allow-remote)")
+    dash.add_argument("--allow-remote", action="store_true",
+                      help="allow a non-loopback --address (the page has no login)")
+    dash.set_defaults(func=Lazy("dashboard", "dashboard_command"))
+
     plan = sub.add_parser("plan", help="per-cluster diff a profile would make now")
     _read_flags(plan)
     plan.add_argument("profile", help=PROFILE_ARG)
@@ -254,6 +264,8 @@ EXAMPLES = {
                 "--name gpu-eu-1 \\\n      --cluster-kubeconfig gpu-eu-1.kubeconfig "
                 "--label gpu=nvidia",
     "demo": "examples:\n  flotilla demo\n  flotilla demo --charts ../shared/charts --keep",
+    "dashboard": "examples:\n  flotilla dashboard --kubeconfig mgmt.kubeconfig   # http://127.0.0.1:8080/\n"
+                 "  kubectl flotilla dashboard --context mgmt --port 9000",
     "plan": "examples:\n  flotilla plan gpu-stack\n  flotilla plan team-a/monitoring "
             "--context mgmt\n  kubectl flotilla plan gpu-stack -o yaml",
     "rollout": "examples:\n  flotilla rollout status gpu-stack\n"
