@@ -149,6 +149,13 @@ SUB_DEFAULTS: dict[str, Any] = {
     "maxHistory": 2,
 }
 
+# Values Flotilla acts on, of fields whose schema says other values are reported as
+# Unsupported (a Flux kustomization source, a Local deployment): no finding for these.
+HONOURED: dict[str, frozenset[str]] = {
+    "kind": frozenset({"ConfigMap", "Secret"}),
+    "deploymentType": frozenset({"Remote"}),
+}
+
 # Values of a reference's `kind` that name Flux sources.
 FLUX_KINDS = frozenset({"GitRepository", "OCIRepository", "Bucket"})
 

@@ -100,7 +100,8 @@ def _object(value: Any, node: Schema, path: str, report: Report) -> Any:
         where = f"{path}.{key}"
         if key in props:
             if unhonoured(props[key]) and not is_empty(item) and \
-                    fields.SUB_DEFAULTS.get(key, DROP) != item:
+                    fields.SUB_DEFAULTS.get(key, DROP) != item and \
+                    not (isinstance(item, str) and item in fields.HONOURED.get(key, ())):
                 report.review(where, UNHONOURED)
             fitted = fit(item, props[key], where, report)
         elif isinstance(extra, Mapping):

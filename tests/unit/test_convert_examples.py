@@ -138,6 +138,16 @@ class TestExamples:
             assert built["data"] == {"region": region, "cluster": "edge-7"}
         assert files["kustomization.yaml"] == "resources:\n- settings.yaml\n"
 
+    def test_a_configmap_kustomization_is_not_flagged(self) -> None:
+        # The schema says Flux kinds are reported as Unsupported; a ConfigMap source is
+        # built, so converting one is no finding (it was flagged "does not act on it yet").
+        _, findings = _convert(EXAMPLES["kustomize"])
+        assert findings == []
+        _, findings = _convert(EXAMPLES["kustomize"].replace(
+            "targetNamespace: web", "targetNamespace: web\n    deploymentType: Local"))
+        assert [f for f in findings if "deploymentType" in f] == [
+            f for f in findings if schema.UNHONOURED in f] != []
+
     def test_profile_values_template_renders_like_sveltos(self) -> None:
         docs, _ = _convert(EXAMPLES["profile-templated"])
         profile = _one(docs, api.PROFILE, "tenant-app")
