@@ -22,16 +22,19 @@ import re
 import signal
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fleetkit import FLEET_NS, Engine, Helm, Kubectl, eventually
 
 from engine import api
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 # Resources a profile's content touches on a workload cluster (Helm keeps releases in Secrets).
 RESOURCES = ("configmaps", "secrets", "serviceaccounts", "namespaces", "deployments")
 SUMMARY_UNREACHABLE = "ClusterUnreachable"
@@ -139,13 +142,21 @@ class Scene:
 
     def prepare(self, clusters: list[str] | None = None) -> None:
         """The namespace (not the profile's), a bystander ConfigMap and a bystander release."""
-        for cluster in clusters or self.clusters:
+        def one(cluster: str) -> None:
             kube = self.kube(cluster)
             kube("create", "namespace", self.ns)
             kube("create", "configmap", "keep", "-n", self.ns, "--from-literal=keep=yes")
             self.helm(cluster)("install", "bystander", "standin-app", "--repo",
                                self.engine.repo.url, "--version", "0.1.0", "-n", self.ns,
                                "--set", "data.greeting=bystander")
+
+        self.each(one, clusters or self.clusters)
+
+    def each(self, work: Callable[[str], T], clusters: list[str] | None = None) -> list[T]:
+        """work(cluster) on every cluster at once (kubectl and helm mostly wait)."""
+        targets = clusters or self.clusters
+        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+            return list(pool.map(work, targets))
 
     def publish(self, version: int) -> None:
         self.version = version
@@ -242,7 +253,7 @@ spec:
     def converged(self) -> bool:
         if not self.settled():
             return False
-        return all(self.live(c) == self.expected(c in self.selected) for c in self.clusters)
+        return all(self.each(lambda c: self.live(c) == self.expected(c in self.selected)))
 
     def wait_converged(self, timeout: float) -> float:
         """Seconds until converged; raises AssertionError (with the last state) past timeout."""
@@ -254,8 +265,10 @@ spec:
     def close(self) -> None:
         self.mgmt("delete", "clusterprofile", self.name, "--timeout=90s", check=False)
         self.mgmt("delete", "configmap", self.name, "-n", "flotilla-system", check=False)
-        for cluster in self.clusters:
+        def one(cluster: str) -> None:
             self.mgmt("label", "workloadcluster", "-n", FLEET_NS, cluster, f"{self.label}-",
                       check=False)
             self.helm(cluster)("uninstall", "bystander", "-n", self.ns, check=False)
             self.kube(cluster)("delete", "namespace", self.ns, "--wait=false", check=False)
+
+        self.each(one)

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -42,7 +43,9 @@ import yaml
 
 from engine import errors
 from engine.adapters import helmargs, kubeconfig, postrender, redaction
-from engine.model.helmopts import HelmOptions
+from engine.model.helmopts import HelmOptions, Resolved
+
+log = logging.getLogger("flotilla.helm")
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,11 @@ class ReleaseState:
         """Helm's first revision failed: nothing was ever deployed from it."""
         return self.revision == 1 and self.status == "failed"
 
+    @property
+    def interrupted(self) -> bool:
+        """Left mid-operation (pending-install/-upgrade/-rollback): helm refuses the next one."""
+        return self.status.startswith("pending-")
+
 
 class Releases:
     """Helm operations on one workload cluster."""
@@ -194,7 +202,29 @@ class Releases:
         """
         opts = (options or HelmOptions()).resolved()
         what = f"release {namespace}/{release}"
+        key = (str(self.kubeconfig), namespace, release)
+        if key in _RUNNING:
+            raise errors.RetriableError(f"{what}: a helm operation on it is running",
+                                        reason="HelmBusy", delay=5)
+        _RUNNING.add(key)
+        try:
+            return await self._install_or_upgrade(
+                release=release, namespace=namespace, chart_dir=chart_dir, values=values,
+                opts=opts, on_start=on_start, before_upgrade=before_upgrade,
+                transform=transform)
+        finally:
+            _RUNNING.discard(key)
+
+    async def _install_or_upgrade(
+        self, *, release: str, namespace: str, chart_dir: Path, values: Mapping[str, Any],
+        opts: Resolved, on_start: Callable[[str], None] | None,
+        before_upgrade: Callable[[ReleaseState], Awaitable[None]] | None,
+        transform: Mapping[str, Any] | None,
+    ) -> ReleaseState:
+        what = f"release {namespace}/{release}"
         state = await self.current(release=release, namespace=namespace)
+        if state is not None and state.interrupted:
+            state = await self._unlock(state, opts)
         if state is not None and state.failed_install:
             # Retry a failed install as an install, so its install hooks run (and fail
             # visibly) again; an upgrade would skip them and hide the failure.
@@ -211,6 +241,26 @@ class Releases:
                 on_start(verb)
             out = await self._run(argv, f"helm {verb} of {what}", values)
         return ReleaseState.from_json(_json_object(out))
+
+    async def _unlock(self, state: ReleaseState, opts: Resolved) -> ReleaseState | None:
+        """Undo an operation a dead helm left pending; the release as it is afterwards.
+
+        A helm killed mid-run (with the controller that ran it) leaves the release
+        pending-*, and every later install or upgrade fails with "another operation
+        is in progress", for ever. Releases are claimed by one profile and worked on
+        by one controller (the Lease), one operation at a time (`_RUNNING`), so a
+        pending state found here is such a leftover: an interrupted install is
+        uninstalled, an interrupted upgrade or rollback rolled back to the revision
+        before it, and the caller goes on from there.
+        """
+        what = f"release {state.namespace}/{state.name}"
+        log.warning("%s: helm left it %s at revision %d (interrupted); undoing that first",
+                    what, state.status, state.revision)
+        if state.status == "pending-install" or state.revision <= 1:
+            await self._run(helmargs.uninstall(state.name, state.namespace, opts), what)
+        else:
+            await self._run(helmargs.rollback(state.name, state.namespace, opts), what)
+        return await self.current(release=state.name, namespace=state.namespace)
 
     @contextlib.contextmanager
     def _transform_file(self, transform: Mapping[str, Any] | None) -> Iterator[Path | None]:
@@ -284,6 +334,11 @@ class Releases:
         except errors.FlotillaError as exc:
             if "release: not found" not in str(exc).lower():
                 raise
+
+
+# Releases (helm's kubeconfig, namespace, name) an install or upgrade of this process is
+# working on: a pending state of one of these is that operation, not a leftover.
+_RUNNING: set[tuple[str, str, str]] = set()
 
 
 def _json_object(out: bytes) -> dict[str, Any]:

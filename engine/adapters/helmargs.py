@@ -64,6 +64,12 @@ def upgrade(release: str, chart: str, namespace: str, opts: Resolved, *,
     return argv + post_render
 
 
+def rollback(release: str, namespace: str, opts: Resolved) -> list[str]:
+    """`helm rollback` to the previous revision (what an interrupted upgrade replaced)."""
+    return ["rollback", release, "--namespace", namespace,
+            "--timeout", describe_timeout(opts.timeout)]
+
+
 def uninstall(release: str, namespace: str, opts: Resolved) -> list[str]:
     argv = ["uninstall", release, "--namespace", namespace,
             "--timeout", describe_timeout(opts.timeout)]
