@@ -14,7 +14,8 @@ Used by the ClusterSummary reconciler. Two jobs:
 Install and upgrade are told apart before helm runs (`helm status`), because
 their options differ and because a failed *install* must be retried as an
 install: `helm upgrade --install` over a release whose first revision failed
-runs an upgrade, which skips the install-only hooks that made it fail. Every
+runs an upgrade, which skips the install-only hooks that made it fail. A
+release a killed helm left pending-* is undone first (`Releases._unlock`). Every
 install and upgrade post-renders through `engine.adapters.postrender`, which
 annotates the chart's CRDs `helm.sh/resource-policy: keep`, unless the
 profile set `allowCRDDeletion`, and runs the profile's patches,
