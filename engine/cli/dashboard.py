@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import sys
 import time
 from typing import Any
 
@@ -106,7 +107,11 @@ class Dashboard:
         while True:
             if all(v.listed for v in self.lists.values()):
                 before = self.version
-                self.build()
+                try:
+                    self.build()
+                except Exception as exc:  # the page keeps its last good state
+                    print(f"dashboard: cannot build the view: {type(exc).__name__}: {exc}",
+                          file=sys.stderr, flush=True)
                 if self.version != before:
                     async with self.updated:
                         self.updated.notify_all()

@@ -18,6 +18,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from engine import errors
 from engine.cli import views
 
 RECENT_EVENTS = 15
@@ -108,7 +109,13 @@ def fleet_view(profiles: Sequence[Mapping[str, Any]], summaries: Sequence[Mappin
         matrix.append({"profile": name, "kind": profile.get("kind", ""),
                        "phase": (profile.get("status") or {}).get("phase", "Pending"),
                        "cells": [cells.get(c) for c in columns]})
-        rollouts.append(views.profile_view(profile, mine, clusters, now=now))
+        try:
+            rollouts.append(views.profile_view(profile, mine, clusters, now=now))
+        except (errors.FlotillaError, ValueError, KeyError, TypeError) as exc:
+            # One profile the controller would refuse must not blank the whole page.
+            rollouts.append({"kind": profile.get("kind", ""), "name": name, "phase": "Invalid",
+                             "revision": 0, "stages": [],
+                             "rollout": {"phase": "Invalid", "message": str(exc)}})
     recent = sorted((_event_row(e) for e in events), key=lambda r: r["time"], reverse=True)
     return {"columns": columns, "matrix": matrix, "rollouts": rollouts, "drift": drift,
             "clusters": cluster_rows, "events": recent[:RECENT_EVENTS]}

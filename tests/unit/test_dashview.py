@@ -120,3 +120,12 @@ def test_only_loopback_addresses_count_as_loopback() -> None:
     assert dashboard.loopback("localhost") and dashboard.loopback("127.0.0.2")
     assert not dashboard.loopback("0.0.0.0") and not dashboard.loopback("::")
     assert not dashboard.loopback("192.168.1.5") and not dashboard.loopback("example.com")
+
+
+def test_a_profile_whose_spec_cannot_be_read_does_not_blank_the_page() -> None:
+    bad = {"kind": "ClusterProfile", "metadata": {"name": "bad"},
+           "spec": {"rollout": {"stages": "not a list"}}}
+    view = dashview.fleet_view([bad], [], [_cluster("c-1")], [], now=0)
+    assert view["rollouts"][0]["rollout"]["phase"] == "Invalid"
+    assert view["matrix"][0]["profile"] == "bad"
+    assert "bad" in dashview.render(view)
