@@ -40,11 +40,11 @@ LABEL = ("serving", "inference")
 # a cluster without facts (not probed yet, or no nodes at all) from failing the expression.
 GPU_CEL = ("has(cluster.status.facts) && has(cluster.status.facts.gpuTotal) && "
            "cluster.status.facts.gpuTotal > 0")
-# Short enough for a demo: the canary soaks 10 s before the main stage starts.
+# Short enough for a demo: the canary soaks 5 s before the main stage starts.
 ROLLOUT = {"stages": [{"name": "canary", "clusterSelector": {"matchLabels": {"ring": "canary"}},
                        "maxUpdate": 1},
                       {"name": "main"}],
-           "minSuccessTime": "10s", "progressDeadline": "10m", "onFailure": "Pause"}
+           "minSuccessTime": "5s", "progressDeadline": "10m", "onFailure": "Pause"}
 DRIFT_TARGET = ("gpu-operator", "gpu-operator")  # namespace, Deployment (stand-in and upstream)
 
 
@@ -140,7 +140,7 @@ def tell(started: fleet.Fleet, mgmt: Shell, profile_path: str, *, real: bool) ->
     timeout = 900.0 if real else 180.0
     say(f"Apply the {PROFILE} profile: clusters labelled {LABEL[0]}={LABEL[1]} AND with GPUs "
         "(clusterSelectorCEL over the GPU facts each WorkloadCluster reports); stages: canary "
-        "(ring=canary) first, then main, after a 10 s soak")
+        "(ring=canary) first, then main, after a 5 s soak")
     mgmt.show("apply", "-f", profile_path)
     mgmt.show("get", "clusterprofile", PROFILE)
 
