@@ -19,6 +19,9 @@ Deployments available):
   on everything;
 - tier and continueOnConflict: a fleet-wide profile loses a shared object to the app's lower
   tier, and still deploys the rest of what it lists.
+
+And continueOnError (on an API-only cluster): the refs after a failing one are deployed with
+it, and not without it.
 """
 
 from __future__ import annotations
@@ -478,3 +481,89 @@ class TestSveltosClusterProfile:
             conflict = [r for r in rows.values() if r["status"] == "Conflict"]
             assert len(conflict) == 1 and n.app in conflict[0]["message"], rows
             assert status["phase"] == "Conflict"
+
+
+def _error_profiles(uid: str, label: str) -> str:
+    """Two Sveltos profiles listing a ref that cannot deploy before one that can; only the
+    first sets continueOnError."""
+    out = ""
+    for name, flag in ((f"sv-onerror-{uid}", "\n  continueOnError: true"),
+                       (f"sv-stop-{uid}", "")):
+        out += f"""---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}-broken
+  namespace: flotilla-system
+data:
+  broken.yaml: |
+    apiVersion: example.invalid/v1
+    kind: NoSuchKind
+    metadata:
+      name: broken
+      namespace: {name}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}-good
+  namespace: flotilla-system
+data:
+  good.yaml: |
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: good
+      namespace: {name}
+    data:
+      deployed: "yes"
+---
+apiVersion: {SVELTOS_API}
+kind: ClusterProfile
+metadata:
+  name: {name}
+spec:
+  clusterSelector:
+    matchLabels:
+      {label}: "on"{flag}
+  policyRefs:
+  - kind: ConfigMap
+    name: {name}-broken
+    namespace: flotilla-system
+  - kind: ConfigMap
+    name: {name}-good
+    namespace: flotilla-system
+"""
+    return out
+
+
+class TestContinueOnError:
+    """Sveltos: with continueOnError the add-ons after a failing one are still deployed."""
+
+    def test_the_rest_is_deployed_past_a_failure(self, engine: Engine, mgmt: Kubectl) -> None:
+        uid = uuid.uuid4().hex[:6]
+        label, cluster = f"sv-{uid}", "cluster-3"
+        going, stopping = f"sv-onerror-{uid}", f"sv-stop-{uid}"
+        target = engine.cluster(cluster)
+        try:
+            mgmt.apply(_as_flotilla(_error_profiles(uid, label)))
+            mgmt("label", "workloadcluster", "-n", FLEET_NS, cluster, f"{label}=on")
+            eventually(lambda: target.get("configmap", "good", "-n", going), timeout=30,
+                       what="continueOnError: the ref after the failing one deployed")
+            for name in (going, stopping):
+                status = eventually(
+                    lambda n=name: (st := (_summaries(mgmt, n).get(cluster) or {})
+                                    .get("status") or {}).get("phase") == "Failed" and st,
+                    timeout=30, what=f"{name} reports the failing ref")
+                assert "does not serve NoSuchKind" in status["message"], status["message"]
+            # Without it, nothing after the failure is deployed.
+            assert target.get("configmap", "good", "-n", stopping) is None
+        finally:
+            mgmt("label", "workloadcluster", "-n", FLEET_NS, cluster, f"{label}-", check=False)
+            for name in (going, stopping):
+                mgmt("delete", "clusterprofile", name, "--ignore-not-found", "--timeout=60s",
+                     check=False)
+                mgmt("delete", "configmap", "-n", "flotilla-system", f"{name}-broken",
+                     f"{name}-good", "--ignore-not-found", check=False)
+                target("delete", "namespace", name, "--ignore-not-found", "--wait=false",
+                       check=False)
