@@ -30,11 +30,11 @@ test: setup browser lint
 	$(BIN)/pytest tests
 
 # Debian's Chromium for the dashboard's browser test (tests/e2e/test_dashboard.py), installed
-# with apt when missing and we may; without it that one test is skipped, saying why.
+# with apt when missing and we may; without it that test fails, saying what to install.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
-	  >/dev/null; } || echo "chromium not installed: the dashboard's browser test will be skipped"
+	  >/dev/null; } || echo "chromium not installed: the dashboard's browser test will fail"
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
