@@ -83,7 +83,7 @@ def _gate_check(n: Names, name: str, key: str) -> str:
     labelFilters:
     - key: {n.gate_label}
       operation: Equal
-      value: {n.uid}
+      value: "{n.uid}"
     evaluateCEL:
     - name: {key}-yes
       rule: has(resource.data.{key}) && resource.data.{key} == 'yes'
