@@ -207,3 +207,19 @@ def reconciles(replica: Engine, reconciler: str = "") -> int:
                 not reconciler or f'reconciler="{reconciler}"' in line):
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
+
+
+def metric_total(replica: Engine, name: str) -> float:
+    """The sum of a controller metric's samples (all label sets)."""
+    total = 0.0
+    for line in replica.metrics().splitlines():
+        if line.startswith((f"{name} ", f"{name}{{")):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def drift_checked_since(replica: Engine, before: float, timeout: float = 30) -> None:
+    """Wait until the drift reconciler has compared a summary with what is live since `before`
+    (a value of flotilla_drift_checks_total): what it would correct, it has corrected."""
+    eventually(lambda: metric_total(replica, "flotilla_drift_checks_total") > before,
+               timeout=timeout, what="a drift check")

@@ -97,7 +97,9 @@ class Deployment:
                "message": limits.shorten(message, ROW_MESSAGE_LEN),
                "consecutiveFailures": failures, "version": described.version,
                "hash": item.hash,
-               "lastAppliedTime": reporting.now() if applied else old.get("lastAppliedTime", "")}
+               # Microseconds: ordering tests and people compare these across summaries.
+               "lastAppliedTime": reporting.now_precise() if applied
+               else old.get("lastAppliedTime", "")}
         if healthy is not None:
             row["healthy"] = healthy
         if reason:

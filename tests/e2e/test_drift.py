@@ -12,7 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fleetkit import FLEET_NS, Engine, Helm, Kubectl, condition, eventually
+from fleetkit import (
+    FLEET_NS,
+    Engine,
+    Helm,
+    Kubectl,
+    condition,
+    drift_checked_since,
+    eventually,
+    metric_total,
+)
 
 from engine import api
 
@@ -102,7 +111,8 @@ class TestDetection:
         assert rows[0]["kind"] == "Deployment" and rows[0]["name"] == "web"
         assert "/spec/template/spec/containers/0/image" in rows[0]["paths"]
         assert rows[0]["detectedAt"]
-        time.sleep(3)
+        # The report is written after the check decided on corrections: none in Continuous
+        # (the drift-mode test above shows the same edit reverted).
         assert _image(target, ns) == "registry.invalid/evil:6", "Continuous must not correct"
         cond = condition(_summary(mgmt, name), "Drifted")
         assert cond and cond["status"] == "True"
@@ -137,8 +147,9 @@ class TestExclusions:
                  "    target: {group: apps, kind: Deployment}\n")
         name, _, ns = _setup(engine, mgmt, "ContinuousWithDriftDetection", extra=extra)
         target = engine.cluster(CLUSTER)
+        checks = metric_total(engine, "flotilla_drift_checks_total")
         target("scale", "deployment/web", "-n", ns, "--replicas=5")
-        time.sleep(3)
+        drift_checked_since(engine, checks)
         assert target.json("get", "deployment", "web", "-n", ns)["spec"]["replicas"] == 5
         assert _drift(mgmt, name) == []
         # A profile change re-applies the Deployment: replicas stay where the "HPA" put them.
@@ -153,9 +164,10 @@ class TestExclusions:
         name, _, ns = _setup(engine, mgmt, "ContinuousWithDriftDetection")
         target = engine.cluster(CLUSTER)
         target("annotate", "configmap", "settings", "-n", ns, "flotilla.dev/drift-ignore=true")
+        checks = metric_total(engine, "flotilla_drift_checks_total")
         target("patch", "configmap", "settings", "-n", ns, "--type=merge",
                "-p", '{"data": {"level": "debug"}}')
-        time.sleep(3)
+        drift_checked_since(engine, checks)
         assert target.json("get", "configmap", "settings", "-n", ns)["data"]["level"] == "debug"
         assert _drift(mgmt, name) == []
         mgmt("delete", "clusterprofile", name, "--timeout=60s")
@@ -230,10 +242,17 @@ class TestModes:
         target = engine.cluster(CLUSTER)
         cm = mgmt.json("get", "configmap", name, "-n", "flotilla-system")
         cm["data"]["cm.yaml"] = cm["data"]["cm.yaml"].replace("info", "debug")
+        summaries = metric_total(engine, "flotilla_reconcile_total")
         mgmt.apply(json.dumps(cm))
         mgmt("patch", "clusterprofile", name, "--type=merge", "-p",
              '{"spec": {"tier": 90}}')
-        time.sleep(4)
+        # The controller has looked at the change (the profile's status caught up with its
+        # generation, and reconciles ran since) and, OneTime, left the cluster alone.
+        eventually(lambda: (engine.profile(name).get("status") or {}).get(
+            "observedGeneration") == engine.profile(name)["metadata"]["generation"],
+            what="profile reconciled")
+        eventually(lambda: metric_total(engine, "flotilla_reconcile_total") > summaries,
+                   what="reconciles after the change")
         assert target.json("get", "configmap", "settings", "-n", ns)["data"]["level"] == "info"
         mgmt("delete", "clusterprofile", name, "--timeout=60s")
 

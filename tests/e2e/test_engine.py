@@ -376,8 +376,11 @@ spec:
         assert summaries[base]["spec"]["reason"] == "DependsOn"
         assert summaries[app]["spec"]["reason"] == "Selector"
         target = engine.cluster("cluster-4")
-        base_cm = target.json("get", "configmap", f"{base}-settings", "-n", ns)
-        app_cm = target.json("get", "configmap", f"{app}-app", "-n", ns)
-        assert base_cm["metadata"]["creationTimestamp"] <= app_cm["metadata"]["creationTimestamp"]
+        assert target.get("configmap", f"{base}-settings", "-n", ns)
+        assert target.get("configmap", f"{app}-app", "-n", ns)
+        # The order, to the microsecond: the app was applied after its base was healthy.
+        base_healthy = summaries[base]["status"]["healthySince"]
+        app_applied = summaries[app]["status"]["services"][0]["lastAppliedTime"]
+        assert base_healthy < app_applied, (base_healthy, app_applied)
         for name in (app, base):
             mgmt("delete", "clusterprofile", name, "--timeout=60s")

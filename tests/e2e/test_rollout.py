@@ -116,7 +116,9 @@ class TestMaxUpdate:
 
         while len(released) < len(API_ONLY):
             flight = eventually(moving, timeout=30, what="a cluster in flight")
-            time.sleep(1.5)  # give the controller every chance to overshoot
+            # An upper bound, sampled: give the controller every chance to overshoot (the
+            # first sample must show it filling maxUpdate, asserted below).
+            time.sleep(1.5)
             flight = moving()
             seen.append(len(flight))
             assert len(flight) <= 2, f"{flight} in flight with maxUpdate 2"
@@ -249,9 +251,10 @@ class TestUndo:
             ro.wait_complete(version)
         cli = [sys.executable, "-m", "engine.cli", "rollout"]
         kc = ["--kubeconfig", engine.fleet.management.kubeconfig]
-        history = subprocess.run([*cli, "history", ro.name, *kc], capture_output=True,
-                                 text=True, check=True).stdout
-        assert "1" in history and "2" in history
+        history = json.loads(subprocess.run([*cli, "history", ro.name, *kc, "-o", "json"],
+                                            capture_output=True, text=True, check=True).stdout)
+        assert [r["revision"] for r in history] == [1, 2], history
+        assert history[1]["clusters"] == sorted(API_ONLY), history  # everyone runs 2
         subprocess.run([*cli, "undo", ro.name, "--to-revision", "1", *kc], check=True,
                        capture_output=True)
         ro.wait_complete(1)
@@ -276,7 +279,8 @@ class TestPauseResume:
         ro.spec_extra = "  maxUpdate: 1\n  rollout: {minSuccessTime: 2s, paused: true}"
         ro.publish(2)
         eventually(lambda: ro.status().get("phase") == "Paused", what="paused")
-        time.sleep(3)
+        # Paused is the controller's decision for revision 2: it moved nobody (resuming, below,
+        # shows the same rollout does move them).
         assert ro.at(2) == []
         subprocess.run([*cli, "resume", ro.name, *kc], check=True, capture_output=True)
         ro.wait_complete(2)
