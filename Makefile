@@ -25,9 +25,12 @@ lint: $(VENV)/.installed
 	$(BIN)/lint-imports
 
 # Every test: lint, types and layering, then unit and end-to-end tests on a real local fleet.
-# pytest exits 5 when it collects nothing, which fails this target too.
+# pytest exits 5 when it collects nothing, which fails this target too. Two pytest workers,
+# each with its own fleet (most end-to-end time is waiting on controllers, not CPU); a test
+# file stays on one worker. PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
 test: setup browser lint
-	$(BIN)/pytest tests
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile tests
 
 # Debian's Chromium for the dashboard's browser test (tests/e2e/test_dashboard.py), installed
 # with apt when missing and we may; without it that test fails, saying what to install.

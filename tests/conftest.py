@@ -6,7 +6,8 @@ fails — never skips — when it cannot start. Teardown stops every process by
 pid, also when tests fail, on Ctrl-C, on SIGTERM and at interpreter exit.
 
 Set FLOTILLA_TEST_FLEET=DIR to reuse a fleet you started yourself with
-`flotilla dev-fleet up --dir DIR --clusters 6 --full 2` (it is left running).
+`flotilla dev-fleet up --dir DIR --clusters 6 --full 2` (it is left running; run pytest
+with `-n 0` then). `make test` runs two pytest-xdist workers, each with its own fleet.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def test_kubectl() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devfleet.Fleet]:
     reuse = os.environ.get("FLOTILLA_TEST_FLEET")
+    if reuse and os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
+        pytest.fail("FLOTILLA_TEST_FLEET is one fleet: run with -n 0 (pytest-xdist workers "
+                    "would share it)", pytrace=False)
     if reuse:
         yield devfleet.Fleet.load(reuse)
         return
