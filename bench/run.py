@@ -27,6 +27,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rollout_waves.py", ("--quick",)),
     ("revision_cost.py", ("--quick",)),
     ("failover.py", ("--quick",)),
+    ("chaos.py", ("--quick",)),
     ("real_charts.py", ("--quick",)),
 )
 

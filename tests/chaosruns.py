@@ -95,8 +95,9 @@ def workload_outage(engine: Engine, mgmt: Kubectl, fleet: devfleet.Fleet, home: 
         back = time.monotonic()
         kube = scene.kube(target)
         out.seconds = scene.wait_converged(PROBE_INTERVAL + 60)
-        eventually(lambda: condition(scene.summaries()[target], SUMMARY_UNREACHABLE) is None,
-                   timeout=30, what=f"{SUMMARY_UNREACHABLE} cleared on {target}")
+        eventually(lambda: (condition(scene.summaries()[target], SUMMARY_UNREACHABLE) or {})
+                   .get("status") == "False", timeout=30,
+                   what=f"{SUMMARY_UNREACHABLE} False again on {target}")
         out.seconds = time.monotonic() - back
         out.converged = True
         time.sleep(3)  # anything redundant would follow the convergence closely
@@ -209,7 +210,7 @@ def sigkill_lifecycle(engine: Engine, mgmt: Kubectl, home: Path, *, seed: int,
     spec = (f"  maxUpdate: 1\n  rollout:\n    minSuccessTime: 3s\n    stages:\n"
             f"    - {{name: canary, clusterSelector: {{matchLabels: {{{ring}: canary}}}}}}\n"
             f"    - {{name: main}}\n")
-    scene = Scene(engine, mgmt, list(clusters), home, spec_extra=spec)
+    scene = Scene(engine, mgmt, list(clusters), home)  # staged from the rollout step on
     outcomes: list[Outcome] = []
     try:
         scene.prepare()
@@ -230,6 +231,7 @@ def sigkill_lifecycle(engine: Engine, mgmt: Kubectl, home: Path, *, seed: int,
                 scene.kube(clusters[-1])("delete", "serviceaccount", "app", "-n", scene.ns)
                 delay = rng.uniform(0.0, 0.4)  # corrected within a second: no look first
             elif step == "rollout":
+                scene.spec_extra = spec
                 scene.publish(2)
                 delay = rng.uniform(0.0, 3.0)
             else:

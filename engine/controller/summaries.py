@@ -127,6 +127,10 @@ async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | 
         if result.phase == "Provisioned" and ctx.drift is not None:
             await ctx.drift.track(summary, conn, want, pspec)
         _notify_losers(ctx, summary, target.taken)
+        if (cluster.get("status") or {}).get("ready") is False:
+            # It answered us: probe it now rather than at the end of its backoff (up to
+            # a minute), which also clears ClusterUnreachable on its summaries.
+            ctx.enqueue(("cluster", cref.get("namespace", ""), cref.get("name", "")))
     except errors.FlotillaError as exc:
         reason, message, retriable = reporting.describe(exc)
         await _phase(ctx, summary, status, "Failed", reason, message, event_on=profile)
@@ -159,7 +163,7 @@ async def report_error(ctx: context.Context, namespace: str, name: str,
 
 async def _mark_reachability(ctx: context.Context, summary: dict[str, Any],
                              status: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
-    """ClusterUnreachable=True while the cluster's probe fails; removed once it answers.
+    """ClusterUnreachable=True while the cluster's probe fails; False once it answers again.
 
     What is deployed there cannot be seen meanwhile, so phase and health keep
     their last known values and this condition says why they may be stale.
@@ -177,8 +181,16 @@ async def _mark_reachability(ctx: context.Context, summary: dict[str, Any],
                     f"{ready.get('lastTransitionTime', '?')}: {ready.get('message', '')}; phase "
                     f"and health are as last seen",
             observed_generation=summary["metadata"].get("generation"), now=reporting.now())
+    elif conditions.is_true(old, UNREACHABLE):
+        # False rather than removed: a removal alone is no change to reporting.apply_status
+        # (it compares only the condition types it is given), so it would never be written.
+        meta = cluster["metadata"]
+        conds = conditions.set_condition(
+            old, type=UNREACHABLE, status=False, reason="Reachable",
+            message=f"cluster {meta['namespace']}/{meta['name']} answers again",
+            observed_generation=summary["metadata"].get("generation"), now=reporting.now())
     else:
-        conds = [c for c in old if c.get("type") != UNREACHABLE]
+        return status
     if conds == old:
         return status
     status = {**status, "conditions": conds}

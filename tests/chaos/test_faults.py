@@ -1,10 +1,13 @@
 """Faults on the real fleet, in a bounded form: each converges, loses nothing, crashes nothing.
 
 The scenarios live in tests/chaosruns.py (bench/chaos.py repeats them and
-prints a table). Together these take about three minutes: a workload API
-server down for 30 s, the management API server and etcd restarted, the
-controller SIGKILLed once in each of deploy, drift correction, a staged
-rollout and withdrawal, and a cluster frozen three seconds out of four.
+prints a table): a workload API server down until its summary shows it (at
+most a probe period, 30 s), the management API server and then etcd
+restarted, the controller SIGKILLed once in each of deploy, drift
+correction, a staged rollout and withdrawal (seed printed; replay with
+FLOTILLA_CHAOS_SEED), and a cluster frozen three seconds out of four. With
+test_helm_interrupted.py this folder takes about 3.5 minutes on an idle
+machine.
 """
 
 from __future__ import annotations
@@ -67,7 +70,9 @@ class TestControllerKilled:
             f"seed {seed}: {[o.problems for o in outcomes]}"
         for out in outcomes:
             _held(out)
-            assert out.redundant == 0, f"seed {seed}: {out}"
+            # A kill can cost one repeat of the helm operation in flight (killed inside
+            # helm, or after it but before the outcome was recorded), never more.
+            assert out.redundant <= 1, f"seed {seed}: {out}"
 
 
 class TestSlowCluster:
@@ -75,6 +80,7 @@ class TestSlowCluster:
 
     def test_frozen_cluster(self, engine: Engine, mgmt: Kubectl, fleet: devfleet.Fleet,
                             tmp_path: Path) -> None:
-        out = chaosruns.slow_cluster(engine, mgmt, fleet, tmp_path, others=("cluster-2",))
+        out = chaosruns.slow_cluster(engine, mgmt, fleet, tmp_path, revisions=2,
+                                     others=("cluster-2",))
         _held(out)
         assert out.figures["rollout s"] < 20 and out.figures["drift s"] < 20, out.figures
