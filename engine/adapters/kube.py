@@ -195,7 +195,12 @@ class Client:
         content_type: str = "application/json",
     ) -> Any:
         self.requests[method] = self.requests.get(method, 0) + 1
-        data = None if body is None else json.dumps(body)
+        if body is None:
+            data = None
+        elif content_type == "application/apply-patch+yaml":
+            data = kubehttp.yaml_safe_json(body)
+        else:
+            data = json.dumps(body)
         extra = {"Content-Type": content_type} if data is not None else {}
         renewed, throttled = False, 0
         while True:

@@ -1,4 +1,5 @@
-"""HTTP facts the API client acts on: how long a throttled answer asks us to wait, which proxy.
+"""HTTP facts the API client acts on: how long a throttled answer asks us to wait, which proxy,
+how an apply body is written.
 
 Used by `engine.adapters.kube.Client`. Pure functions of headers, URLs and the
 environment, kept apart so they are tested on plain data.
@@ -10,6 +11,8 @@ import contextlib
 import datetime
 import email.utils
 import ipaddress
+import json
+import re
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -50,3 +53,20 @@ def env_proxy(server: str) -> str | None:
     if not url or host == "localhost" or _bypass(host, proxies):
         return None
     return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+# Characters YAML does not take raw (outside its printable set, or NEL, a YAML line
+# break) that JSON with ensure_ascii=False leaves raw; json.dumps escapes C0 controls.
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\ufffe\uffff]")
+
+
+def yaml_safe_json(body: Any) -> str:
+    """JSON that a YAML parser reads back unchanged (server-side apply bodies are YAML).
+
+    `json.dumps` writes a character beyond the BMP (an emoji, say) as a surrogate pair
+    of \\u escapes, which JSON allows and YAML refuses ("found invalid Unicode character
+    escape code": the API server answered 400 to any such value). Written raw, as
+    UTF-8, such characters are fine; only the few outside YAML's printable set are escaped.
+    """
+    text = json.dumps(body, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
