@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 from prometheus_client import Counter, Gauge
 
-from engine import api, shards
+from engine import api, errors, shards
 from engine.adapters import connections, helm, kube, kubeconfig
 from engine.controller import (
     clusters,
@@ -205,7 +205,12 @@ async def dispatch(c: context.Context, key: Hashable) -> float | None:
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # the boundary: a traceback in the log alone helps nobody
-        log.exception("reconcile of %s failed", key)
+        if isinstance(exc, errors.FlotillaError):
+            # Typed: raised on purpose with its cause in the message (and reported below);
+            # a traceback is kept for what nobody expected.
+            log.warning("reconcile of %s failed: %s", key, exc)
+        else:
+            log.exception("reconcile of %s failed", key)
         with contextlib.suppress(Exception):
             if key[0] == "summary":
                 await summaries.report_error(c, key[1], key[2], exc)

@@ -12,12 +12,16 @@ they are: a bad profile never deletes what a good one deployed.
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine import api, catalog, drift, errors, inventory, select, tenancy, unsupported
 from engine.adapters import kube
 from engine.controller import context, reporting, revisions, rollout_step, store
 from engine.model import conditions, types
+
+log = logging.getLogger("flotilla.controller")
 
 
 def summaries_of(ctx: context.Context, kind: str, namespace: str,
@@ -80,6 +84,40 @@ def _selections(ctx: context.Context, kind: str, namespace: str, name: str,
     return sorted((ns, n, reason) for (ns, n), reason in chosen.items())
 
 
+def dependency_cycle(name: str, depends_on: Callable[[str], Sequence[str]]) -> list[str]:
+    """The dependsOn path from `name` back to itself ([] when there is none).
+
+    Without this check a profile that depends (through others) on itself waited for
+    itself forever, reporting only "waiting for" and never the field at fault.
+    """
+    stack: list[tuple[str, list[str]]] = [(name, [name])]
+    seen: set[str] = set()
+    while stack:
+        current, path = stack.pop()
+        for dep in depends_on(current):
+            if dep == name:
+                return [*path, dep]
+            if dep not in seen:
+                seen.add(dep)
+                stack.append((dep, [*path, dep]))
+    return []
+
+
+def _check_depends_on(ctx: context.Context, kind: str, namespace: str, name: str,
+                      spec: types.ProfileSpec) -> None:
+    def edges(profile: str) -> Sequence[str]:
+        if profile == name:
+            return spec.depends_on
+        body = ctx.store.get(kind, namespace, profile)
+        deps = ((body or {}).get("spec") or {}).get("dependsOn") or []
+        return [str(d) for d in deps if isinstance(d, str)]
+    cycle = dependency_cycle(name, edges)
+    if cycle:
+        first = spec.depends_on.index(cycle[1])
+        raise errors.SpecError(f"dependsOn forms a cycle: {' -> '.join(cycle)}",
+                               field=f"spec.dependsOn[{first}]", reason="DependencyCycle")
+
+
 def _check_pointers(spec: types.ProfileSpec) -> None:
     for i, exclusion in enumerate(spec.drift_exclusions):
         for j, pointer in enumerate(exclusion.paths):
@@ -104,6 +142,7 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
     try:
         spec = types.ProfileSpec.from_dict(body.get("spec") or {})
         _check_pointers(spec)
+        _check_depends_on(ctx, kind, namespace, name, spec)
         if kind == api.PROFILE:
             tenancy.check_profile(spec, await tenant_limits(ctx, namespace))
         chosen = _selections(ctx, kind, namespace, name, spec)
@@ -125,7 +164,15 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
     for sname, (cns, cname, reason) in wanted.items():
         if sname in outcome.assigned:
             rev, rev_hash = outcome.assigned[sname]
-            await _ensure_summary(ctx, body, sname, cns, cname, reason, rev, rev_hash)
+            try:
+                await _ensure_summary(ctx, body, sname, cns, cname, reason, rev, rev_hash)
+            except kube.ApiError as exc:
+                # A cluster whose namespace is being deleted takes no new summary; it must
+                # not hold up (and fail, over and over) the profile's other clusters.
+                if exc.status != 403 or "being terminated" not in str(exc):
+                    raise
+                log.info("%s %s: skipping %s/%s, its namespace is being deleted", kind,
+                         name, cns, cname)
     for type_, reason, message in outcome.events:
         await ctx.recorder.event(body, type=type_, reason=reason, message=message)
     leave = spec.stop_matching_behavior == types.StopMatchingBehavior.LEAVE_POLICIES

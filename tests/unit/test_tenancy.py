@@ -57,3 +57,4 @@ class TestCheckProfile:
         with pytest.raises(errors.SpecError) as caught:
             tenancy.cluster_scoped_refusal(found, tenancy.Limits("a"), field="spec.policyRefs")
         assert "ClusterRole r" in str(caught.value) and caught.value.field == "spec.policyRefs"
+
