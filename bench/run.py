@@ -28,6 +28,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("revision_cost.py", ("--quick",)),
     ("failover.py", ("--quick",)),
     ("chaos.py", ("--quick",)),
+    ("hostile.py", ("--quick",)),
     ("real_charts.py", ("--quick",)),
 )
 

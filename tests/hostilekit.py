@@ -12,6 +12,8 @@ CEL rejection is told apart from a schema one in the API server's answer.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,14 @@ KINDS = {"ClusterProfile": "flotilla.dev_clusterprofiles.yaml",
          "Profile": "flotilla.dev_profiles.yaml",
          "CatalogService": "flotilla.dev_catalogservices.yaml",
          "WorkloadCluster": "flotilla.dev_workloadclusters.yaml"}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 PREFIX = "hx-"  # every generated name starts with it, so a test can clean up by prefix
+TENANT = "hx-tenant"  # the default tenant namespace hostile Profiles live in
 
 
+@functools.cache
 def schema(kind: str) -> dict[str, Any]:
-    crd = yaml.safe_load((CRDS / KINDS[kind]).read_text())
+    crd = yaml.load((CRDS / KINDS[kind]).read_text(), Loader=_Loader)
     return dict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 
 
@@ -94,11 +99,23 @@ def from_schema(node: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]:
     return _free
 
 
+@functools.cache
+def _spec(kind: str) -> st.SearchStrategy[Any]:
+    return from_schema(schema(kind)["properties"]["spec"])
+
+
 def _deep(n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"leaf": 1}
     for _ in range(n):
         out = {"d": out}
     return out
+
+
+def _big(values: Any) -> dict[str, Any]:
+    """A small chart with big values; one release name, so all but one lose a conflict."""
+    return {**_SEL, "helmCharts": [{"repositoryURL": "{repo}", "chartName": "standin-app",
+                                    "chartVersion": "0.1.0", "releaseName": "hx-big",
+                                    "releaseNamespace": "hx-big", "values": {"data": values}}]}
 
 
 # Each takes a ClusterProfile/Profile spec and returns the hostile one, plus the field a
@@ -108,7 +125,7 @@ _SEL = {"clusterSelector": {"matchLabels": {"hostile": "on"}}}
 WRONG: dict[str, Wrong] = {
     "bad-cel": lambda s, n: ({**_SEL, "clusterSelectorCEL": "cluster.metadata.(("},
                              "spec.clusterSelectorCEL"),
-    "cyclic-dependsOn": lambda s, n: ({**_SEL, "dependsOn": [n]}, "spec.dependsOn"),
+    "cyclic-dependsOn": lambda s, n: ({**_SEL, "dependsOn": [n]}, "spec.dependsOn[0]"),
     "unknown-service": lambda s, n: ({**_SEL, "services": [{"name": "no-such-svc"}]},
                                      "spec.services[0].name"),
     "version-nothing-matches": lambda s, n: (
@@ -117,12 +134,9 @@ WRONG: dict[str, Wrong] = {
     "values-not-a-map": lambda s, n: (
         {**_SEL, "services": [{"name": "cert-manager", "values": "[1, 2"}]},
         "spec.services[0].values"),
-    "huge-values": lambda s, n: (
-        {**_SEL, "services": [{"name": "cert-manager", "values": {"k": "v" * 200_000}}]},
-        "spec.services[0].values"),
-    "deep-values": lambda s, n: (
-        {**_SEL, "services": [{"name": "cert-manager", "values": _deep(120)}]},
-        "spec.services[0].values"),
+    # Legitimate but extreme: no condition owed, only no crash and no harm.
+    "huge-values": lambda s, n: (_big({"k": "v" * 200_000}), ""),
+    "deep-values": lambda s, n: (_big(_deep(120)), ""),
     "jinja-escape": lambda s, n: (
         {**_SEL, "services": [{"name": "cert-manager", "values": {
             "x": "{{ ''.__class__.__mro__[1].__subclasses__() }}"}}]},
@@ -136,13 +150,34 @@ WRONG: dict[str, Wrong] = {
                                       "kind": "ConfigMap", "namespace": "default",
                                       "script": "os.execute('id'); "
                                                 "return io.open('/etc/passwd')"}]},
-        "spec.validateHealths[0]"),
+        "validateHealths esc"),
+    "broken-chart": lambda s, n: (
+        {**_SEL, "helmCharts": [{"repositoryURL": "{repo}", "chartName": "broken",
+                                 "chartVersion": "0.1.0", "releaseName": "hx-broken",
+                                 "releaseNamespace": "hx-broken",
+                                 "values": {"explode": True, "message": "boom"}}]},
+        "hx-broken"),  # a failed helm install names its release, not the field
+    # Manifests the scenario puts in the tenant namespace beforehand (see hostilerun).
+    "steal-good-object": lambda s, n: (
+        {**_SEL, "policyRefs": [{"kind": "ConfigMap", "namespace": "{tenant}",
+                                 "name": "hx-steal"}]},
+        ""),
+    "steal-with-tier-1": lambda s, n: (
+        {**_SEL, "tier": 1, "policyRefs": [{"kind": "ConfigMap", "namespace": "{tenant}",
+                                            "name": "hx-steal"}]}, "spec.tier"),
+    "cluster-scoped": lambda s, n: (
+        {**_SEL, "policyRefs": [{"kind": "ConfigMap", "namespace": "{tenant}",
+                                 "name": "hx-clusterrole"}]}, "spec.policyRefs"),
     "lua-loop": lambda s, n: (
         {**_SEL, "validateHealths": [{"name": "spin", "group": "", "version": "v1",
                                       "kind": "ConfigMap", "namespace": "default",
                                       "script": "while true do end"}]},
-        "spec.validateHealths[0]"),
+        "validateHealths spin"),
 }
+
+
+# A ClusterProfile is the platform's: a low tier or a cluster-scoped object is its right.
+PROFILE_ONLY = frozenset({"steal-with-tier-1", "cluster-scoped"})
 
 
 def _meta(kind: str, name: str, namespace: str) -> dict[str, Any]:
@@ -153,18 +188,26 @@ def _meta(kind: str, name: str, namespace: str) -> dict[str, Any]:
 
 
 @st.composite
-def objects(draw: st.DrawFn, namespace: str) -> tuple[dict[str, Any], str, str]:
-    """(object, variant, field): a drawn object, which wrong variant it is ("schema" when
-    drawn from the schema alone) and the field a condition must name ("" when any)."""
-    kind = draw(st.sampled_from(sorted(KINDS)))
+def objects(draw: st.DrawFn, repo_url: str, variant: str = "schema",
+            tenant: str = TENANT) -> tuple[dict[str, Any], str, str]:
+    """(object, variant, field): an object drawn from its kind's schema, made into the wrong
+    `variant` (a key of WRONG; "schema" leaves it as drawn), and the field a condition must
+    name when the API server accepts it ("" when no condition is owed)."""
+    if variant == "schema":
+        kind = draw(st.sampled_from(sorted(KINDS)))
+    elif variant in PROFILE_ONLY:
+        kind = "Profile"
+    else:
+        kind = draw(st.sampled_from(["ClusterProfile", "Profile"]))
     name = PREFIX + draw(st.text("abcdefghij0123456789", min_size=6, max_size=10))
     if draw(st.integers(0, 9)) == 0:
         name = PREFIX + draw(st.sampled_from(["ünï", "名前", "a" * 300, "UPPER", "x_y"]))
-    spec = draw(from_schema(schema(kind)["properties"]["spec"]))
-    variant, field = "schema", ""
-    if kind in ("ClusterProfile", "Profile") and draw(st.booleans()):
-        variant = draw(st.sampled_from(sorted(WRONG)))
+    spec = draw(_spec(kind))
+    field = ""
+    if variant != "schema":
         spec, field = WRONG[variant](spec, name)
+        spec = json.loads(json.dumps(spec).replace("{repo}", repo_url).replace(
+            "{tenant}", tenant))
     body = {"apiVersion": "flotilla.dev/v1alpha1", "kind": kind,
-            "metadata": _meta(kind, name, namespace), "spec": spec}
+            "metadata": _meta(kind, name, tenant), "spec": spec}
     return body, variant, field
