@@ -40,6 +40,7 @@ CLUSTER_RULES = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
     ("", "configmaps"): {"get", "list", "watch"},
     ("", "secrets"): {"get", "create", "patch"},
+    ("", "namespaces"): {"get"},
     ("", "events"): {"create"},
 }
 
