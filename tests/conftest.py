@@ -138,6 +138,10 @@ def namespace(mgmt: Kubectl) -> Iterator[str]:
     try:
         yield name
     finally:
+        # The management cluster runs no namespace controller: what a deleted namespace
+        # holds stays, and the controller would go on serving it. Remove ours explicitly.
+        mgmt("delete", "profiles,workloadclusters", "--all", "-n", name, "--timeout=60s",
+             check=False, timeout=90)
         mgmt("delete", "namespace", name, "--wait=false", check=False)
 
 

@@ -155,7 +155,10 @@ spec:
             crds = target("get", "crd", "-o", "name", check=False).split()
             kserve = [c for c in crds if c.endswith(".serving.kserve.io")]
             if kserve:
-                target("delete", *kserve, "--ignore-not-found", check=False, timeout=120)
+                # Not waited for: the API server removes the CRDs' objects first, which can
+                # take longer than a test should, and nothing later needs them gone at once.
+                target("delete", *kserve, "--ignore-not-found", "--wait=false", check=False,
+                       timeout=120)
             target("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
 
 

@@ -37,7 +37,13 @@ def team(engine: Engine, mgmt: Kubectl) -> Iterator[str]:
     try:
         yield ns
     finally:
+        # Everything explicitly: the management cluster runs no namespace controller, so a
+        # deleted namespace keeps its objects (Terminating) and the controller would go on
+        # serving them in the tests that follow.
         mgmt("delete", "profiles", "--all", "-n", ns, "--timeout=60s", check=False)
+        eventually(lambda: not mgmt.json("get", "clustersummaries", "-n", ns)["items"],
+                   timeout=60, what="the tenant's summaries withdrawn")
+        mgmt("delete", "workloadclusters", "--all", "-n", ns, "--timeout=60s", check=False)
         mgmt("delete", "namespace", ns, "--wait=false", check=False)
 
 
