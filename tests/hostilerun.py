@@ -120,9 +120,12 @@ spec:
   clusterSelector: {{matchLabels: {{hx-good: "on"}}}}
   policyRefs: [{{kind: ConfigMap, namespace: {FLEET_NS}, name: {GOOD}}}]
 """)
-    target = engine.cluster("cluster-1")
-    good = eventually(lambda: target.get("configmap", GOOD, "-n", "default"), timeout=90,
-                      what="good profile deployed")
+    # Ready, not merely present: creating an object is three writes (create, apply, then
+    # dropping the create's field ownership), and a resourceVersion read between them
+    # would change later with no hostile profile involved.
+    engine.wait_ready(GOOD, 1, timeout=90)
+    good = engine.cluster("cluster-1").get("configmap", GOOD, "-n", "default")
+    assert good is not None, "the good profile is Ready but its object is missing"
     return str(good["metadata"]["resourceVersion"])
 
 
