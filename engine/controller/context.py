@@ -57,6 +57,18 @@ class Context:
     revision_secrets: set[str] = field(default_factory=set)
     withdraw_attempts: dict[tuple[str, str], int] = field(default_factory=dict)
 
+    def owner(self, key: Hashable) -> Hashable:
+        """Whose turn a queue key takes (`queue.WorkQueue`): a summary's (or its drift
+        check's) profile; all profiles share one turn, all cluster probes another."""
+        if not isinstance(key, tuple) or not key:
+            return None
+        if key[0] in ("summary", "drift"):
+            summary = self.store.get("ClusterSummary", key[1], key[2]) or {}
+            ref = (summary.get("spec") or {}).get("profileRef") or {}
+            return ("profile", ref.get("kind"), ref.get("namespace") or "", ref.get("name"))
+        lane: Hashable = key[0]
+        return lane
+
     def enqueue(self, key: Hashable, *, after: float = 0.0) -> None:
         if self.queue is not None:
             self.queue.add(key, after=after)

@@ -108,7 +108,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         recorder=reporting.Recorder(mgmt), static_mirrors=dict(opts.mirrors),
         settings=opts.settings)
     c.drift = drifts.DriftReconciler(c)
-    c.queue = queue.WorkQueue(lambda key: dispatch(c, key), workers=16, name="flotilla")
+    c.queue = queue.WorkQueue(lambda key: dispatch(c, key), workers=16, name="flotilla",
+                              owner=c.owner)
     STATE["ctx"] = c
     await _preload(c)
     STATE["synced"] = True

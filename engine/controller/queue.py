@@ -5,11 +5,18 @@ Used by the controller: kopf handlers `add()` keys when something changes;
 processed by two workers at once; adding a key that is being processed runs
 it once more afterwards (changes are never lost, bursts coalesce). The
 reconcile function returns seconds until it wants to run again, or None.
+
+Ready keys wait in lanes, one per *owner* (the `owner` function: the
+controller gives a summary its profile, see `context.Context.owner`), and
+workers take turns between lanes: a profile with a thousand summaries ready
+gets one turn in each round like a profile with one, so it cannot starve the
+others. Within a lane keys run in the order they became ready.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
@@ -20,14 +27,25 @@ from collections.abc import Awaitable, Callable, Hashable
 log = logging.getLogger("flotilla.queue")
 
 Reconcile = Callable[[Hashable], Awaitable[float | None]]
+Owner = Callable[[Hashable], Hashable]
+
+
+def _one_lane(_: Hashable) -> Hashable:
+    return None
 
 
 class WorkQueue:
-    def __init__(self, reconcile: Reconcile, *, workers: int = 8, name: str = "work") -> None:
+    def __init__(self, reconcile: Reconcile, *, workers: int = 8, name: str = "work",
+                 owner: Owner = _one_lane) -> None:
         self._reconcile = reconcile
         self._workers = workers
         self.name = name
-        self._ready: asyncio.Queue[Hashable] = asyncio.Queue()
+        self._owner = owner
+        # One lane of ready keys per owner, and the owners with ready keys in turn order.
+        self._lanes: dict[Hashable, collections.deque[Hashable]] = {}
+        self._turns: collections.deque[Hashable] = collections.deque()
+        # One token per ready key: a worker that gets one is sure to find a key.
+        self._tokens: asyncio.Queue[None] = asyncio.Queue()
         self._queued: set[Hashable] = set()
         self._active: set[Hashable] = set()
         self._again: set[Hashable] = set()
@@ -51,7 +69,24 @@ class WorkQueue:
             self._again.add(key)
         elif key not in self._queued:
             self._queued.add(key)
-            self._ready.put_nowait(key)
+            owner = self._owner(key)
+            lane = self._lanes.get(owner)
+            if lane is None:
+                lane = self._lanes[owner] = collections.deque()
+                self._turns.append(owner)
+            lane.append(key)
+            self._tokens.put_nowait(None)
+
+    def _take(self) -> Hashable:
+        """The next ready key: the first of the lane whose turn it is; that lane goes last."""
+        owner = self._turns.popleft()
+        lane = self._lanes[owner]
+        key = lane.popleft()
+        if lane:
+            self._turns.append(owner)
+        else:
+            del self._lanes[owner]
+        return key
 
     def pending(self) -> int:
         return len(self._queued) + len(self._active) + len(self._due)
@@ -72,7 +107,8 @@ class WorkQueue:
 
     async def _worker(self) -> None:
         while True:
-            key = await self._ready.get()
+            await self._tokens.get()
+            key = self._take()
             self._queued.discard(key)
             self._active.add(key)
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from engine.controller.queue import WorkQueue
 
@@ -94,3 +94,47 @@ class TestWorkQueue:
 
         asyncio.run(main())
         assert len(attempts) == 1
+
+
+class TestFairness:
+    """Ready keys take turns between owners: a big owner cannot starve a small one."""
+
+    @staticmethod
+    def _order(keys: list[tuple[str, int]], owner: Callable[[Hashable], Hashable] | None,
+               ) -> list[Hashable]:
+        runs: list[Hashable] = []
+
+        async def reconcile(key: Hashable) -> float | None:
+            runs.append(key)
+            return None
+
+        async def main() -> None:
+            queue = (WorkQueue(reconcile, workers=1) if owner is None
+                     else WorkQueue(reconcile, workers=1, owner=owner))
+            for key in keys:
+                queue.add(key)
+            task = asyncio.create_task(queue.run())
+            while len(runs) < len(keys):
+                await asyncio.sleep(0.001)
+            task.cancel()
+
+        asyncio.run(main())
+        return runs
+
+    def test_a_small_profile_runs_between_a_big_ones_keys(self) -> None:
+        big = [("big", i) for i in range(1000)]
+        small = [("small", i) for i in range(3)]
+        runs = self._order(big + small, owner=lambda key: key[0])  # type: ignore[index]
+        # Each owner gets one turn per round: the small profile is done by the 6th run.
+        assert [runs.index(k) for k in small] == [1, 3, 5]
+        # Within an owner, keys keep the order they became ready in.
+        assert [k for k in runs if k[0] == "big"] == big  # type: ignore[index]
+
+    def test_without_owners_it_is_first_in_first_out(self) -> None:
+        keys = [("big", i) for i in range(20)] + [("small", 0)]
+        assert self._order(keys, owner=None) == keys  # the small one waits its turn at the end
+
+    def test_three_owners_take_turns(self) -> None:
+        keys = [("a", i) for i in range(3)] + [("b", 0)] + [("c", i) for i in range(2)]
+        runs = self._order(keys, owner=lambda key: key[0])  # type: ignore[index]
+        assert runs == [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("c", 1), ("a", 2)]
