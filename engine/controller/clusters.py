@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from engine import api, errors
+from engine import errors
 from engine.adapters import kube
-from engine.controller import context, reporting
+from engine.controller import context, profiles, reporting
 from engine.model import conditions
 
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
@@ -143,7 +143,7 @@ async def _write(ctx: context.Context, cluster: dict[str, Any], status: dict[str
 
 
 def status_changed(ctx: context.Context, cluster: dict[str, Any]) -> None:
-    """Wake who depends on a cluster's status: its summaries and every profile.
+    """Wake who depends on a cluster's status: its summaries and the profiles it touches.
 
     Called after our own status writes (the watch event then finds the cache
     current) and by the watch handler for writes made by anyone else.
@@ -153,8 +153,6 @@ def status_changed(ctx: context.Context, cluster: dict[str, Any]) -> None:
     for summary in ctx.store.all("ClusterSummary", meta["namespace"]):
         if summary["spec"]["clusterRef"]["name"] == meta["name"]:
             ctx.enqueue(("summary", meta["namespace"], summary["metadata"]["name"]))
-    # Selection may depend on readiness or facts: let the profiles look again.
-    for kind in api.PROFILE_KINDS:
-        for profile in ctx.store.all(kind):
-            pmeta = profile["metadata"]
-            ctx.enqueue(("profile", kind, pmeta.get("namespace") or "", pmeta["name"]))
+    # Selection (CEL) and rollouts read readiness and facts: the profiles selecting this
+    # cluster before or after the change look again (the store's plan index knows which).
+    profiles.wake(ctx)

@@ -301,7 +301,8 @@ async def on_cluster(type: str | None, body: kopf.Body, **_: Any) -> None:
         await _moved(old, new)
     if _spec_or_labels_changed(old, new) or type == "DELETED":
         ctx().enqueue(("cluster", meta["namespace"], meta["name"]))
-        _all_profiles()
+        # Only the profiles selecting it before or after (the store's plan index).
+        profiles.wake(ctx())
     if old is not None and old.get("status") != new.get("status"):
         clusters.status_changed(ctx(), new)
 

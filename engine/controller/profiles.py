@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine import api, catalog, drift, errors, inventory, select, tenancy, unsupported
+from engine import api, catalog, drift, errors, inventory, tenancy, unsupported
 from engine.adapters import kube
 from engine.controller import context, reporting, revisions, rollout_step, store
 from engine.model import conditions, types
@@ -61,27 +61,39 @@ def catalog_specs(ctx: context.Context) -> dict[str, types.CatalogServiceSpec]:
     return out
 
 
-def _selections(ctx: context.Context, kind: str, namespace: str, name: str,
-                spec: types.ProfileSpec) -> list[tuple[str, str, str]]:
-    clusters = ctx.store.all("WorkloadCluster", namespace if kind == "Profile" else None)
-    chosen = {(s.namespace, s.name): str(s.reason) for s in select.select_clusters(
-        spec, clusters, namespace=namespace if kind == "Profile" else None)}
+def _selections(ctx: context.Context, kind: str, namespace: str,
+                name: str) -> list[tuple[str, str, str]]:
+    # The store's plan index holds every profile's selection (select.select_clusters'
+    # rules, kept current per change, parsed from the same cached body); it raises this
+    # profile's CEL compile error.
+    scope = namespace if kind == api.PROFILE else None
+    chosen: dict[tuple[str, str], str] = {
+        key: str(reason) for key, reason in ctx.store.plan.selection((kind, namespace, name))
+        .items()}
     # Sveltos semantics: a profile others depend on also goes wherever they go.
-    for other_kind in api.PROFILE_KINDS:
-        for other in ctx.store.all(other_kind):
-            other_spec = other.get("spec") or {}
-            if name not in (other_spec.get("dependsOn") or []) or other_kind != kind:
-                continue
-            try:
-                parsed = types.ProfileSpec.from_dict(other_spec)
-                meta = other["metadata"]
-                scope = meta.get("namespace") if kind == "Profile" else None
-                found = select.select_clusters(parsed, clusters, namespace=scope)
-            except errors.FlotillaError:
-                continue
-            for s in found:
-                chosen.setdefault((s.namespace, s.name), "DependsOn")
+    for other in ctx.store.all(kind):
+        if name not in ((other.get("spec") or {}).get("dependsOn") or []):
+            continue
+        meta = other["metadata"]
+        try:
+            found = ctx.store.plan.selection((kind, meta.get("namespace") or "", meta["name"]))
+        except errors.FlotillaError:
+            continue
+        for key in found:
+            if scope is None or key[0] == scope:
+                chosen.setdefault(key, "DependsOn")
     return sorted((ns, n, reason) for (ns, n), reason in chosen.items())
+
+
+def wake(ctx: context.Context) -> None:
+    """Queue the profiles cluster changes touched (the store's plan index knows which),
+    and the profiles each of them depends on, which go wherever it goes."""
+    for kind, namespace, name in sorted(ctx.store.take_woken()):
+        ctx.enqueue(("profile", kind, namespace, name))
+        body = ctx.store.get(kind, namespace, name) or {}
+        for dep in (body.get("spec") or {}).get("dependsOn") or []:
+            if isinstance(dep, str):
+                ctx.enqueue(("profile", kind, namespace, dep))
 
 
 def dependency_cycle(name: str, depends_on: Callable[[str], Sequence[str]]) -> list[str]:
@@ -145,7 +157,7 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
         _check_depends_on(ctx, kind, namespace, name, spec)
         if kind == api.PROFILE:
             tenancy.check_profile(spec, await tenant_limits(ctx, namespace))
-        chosen = _selections(ctx, kind, namespace, name, spec)
+        chosen = _selections(ctx, kind, namespace, name)
         catalog.resolve(spec, catalog_specs(ctx))  # surfaces unknown services/versions here
         snap = await revisions.build(ctx, body, spec, clusters=[
             c for c in (ctx.store.get("WorkloadCluster", cns, cname) for cns, cname, _ in chosen)

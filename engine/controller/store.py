@@ -3,12 +3,20 @@
 Filled by the kopf event handlers (`handlers`), read by the reconcilers, so a
 reconcile never lists the API server. Keys are (kind, namespace, name) with
 namespace "" for cluster-scoped kinds. Bodies are plain dicts, as delivered.
+
+It also keeps every profile's cluster selection current (`plan`, an
+`engine.planindex.PlanIndex` fed by each WorkloadCluster and profile put or
+dropped here), so selections never disagree with the cached objects, and
+collects the profiles a cluster change touched until `take_woken` hands them
+to whoever wakes them (`profiles.wake`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+from engine import api, planindex
 
 Key = tuple[str, str, str]
 Body = dict[str, Any]
@@ -28,6 +36,8 @@ def key_of(kind: str, body: dict[str, Any]) -> Key:
 class Store:
     def __init__(self) -> None:
         self._objects: dict[str, dict[tuple[str, str], Body]] = {}
+        self.plan = planindex.PlanIndex()
+        self._woken: set[planindex.ProfileKey] = set()
 
     def put(self, kind: str, body: Body) -> None:
         """Remember body unless what we hold is newer.
@@ -41,9 +51,23 @@ class Store:
         if held is not None and _version(held) > _version(body):
             return
         self._objects.setdefault(kind, {})[(ns, name)] = body
+        if kind == api.WORKLOAD_CLUSTER:
+            self._woken |= self.plan.cluster_changed(body).touched
+        elif kind in api.PROFILE_KINDS:
+            self.plan.profile_changed(kind, body)
 
     def drop(self, kind: str, namespace: str, name: str) -> None:
-        self._objects.get(kind, {}).pop((namespace, name), None)
+        if self._objects.get(kind, {}).pop((namespace, name), None) is None:
+            return
+        if kind == api.WORKLOAD_CLUSTER:
+            self._woken |= self.plan.cluster_removed(namespace, name).touched
+        elif kind in api.PROFILE_KINDS:
+            self.plan.profile_removed(kind, namespace, name)
+
+    def take_woken(self) -> set[planindex.ProfileKey]:
+        """The profiles cluster changes touched since the last call (see PlanIndex.Update)."""
+        woken, self._woken = self._woken, set()
+        return woken
 
     def get(self, kind: str, namespace: str, name: str) -> Body | None:
         return self._objects.get(kind, {}).get((namespace, name))
