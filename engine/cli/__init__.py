@@ -95,6 +95,10 @@ def parser(prog: str = "flotilla") -> argparse.ArgumentParser:
     up.add_argument("--gpu-nodes", type=int, default=2)
     up.add_argument("--gpu-product", default="NVIDIA-H100-80GB-HBM3")
     up.add_argument("--full-management", action="store_true")
+    up.add_argument("--lean", action="store_true", help="lean, API-only workload servers "
+                    "(fewer API groups, no watch cache…) so 50–100 fit; --full is ignored")
+    up.add_argument("--batch", type=int, default=10, help="API servers started at once; the "
+                    "next batch starts when these are ready")
     up.set_defaults(func=Lazy("devfleet", "up_command"))
     for name in ("down", "status"):
         p = df_sub.add_parser(name)
@@ -257,6 +261,7 @@ EXAMPLES = {
         "  source <(flotilla completion bash)",
     "testbin": "examples:\n  flotilla testbin path",
     "dev-fleet": "examples:\n  flotilla dev-fleet up --dir /tmp/fleet --clusters 3 --full 1\n"
+                 "  flotilla dev-fleet up --dir /tmp/scale --clusters 50 --lean\n"
                  "  flotilla dev-fleet status --dir /tmp/fleet\n"
                  "  flotilla dev-fleet down --dir /tmp/fleet",
     "install": "examples:\n  flotilla install --kubeconfig mgmt.kubeconfig",

@@ -2,9 +2,13 @@
 
 Used by `flotilla dev-fleet`, the pytest fixtures, the benchmarks and the
 demo. One etcd serves every API server through its own `--etcd-prefix`;
-the management and workload API servers start in parallel; "full" clusters
-add kube-controller-manager, kube-scheduler and the node simulator
-(`engine.devfleet.nodesim`) so Deployments and DaemonSets really become ready.
+the API servers start in parallel, in batches of ten (each batch ready before
+the next starts, so a hundred servers do not starve each other on two cores);
+"full" clusters add kube-controller-manager, kube-scheduler and the node
+simulator (`engine.devfleet.nodesim`) so Deployments and DaemonSets really
+become ready. `Options(lean=True)` makes every workload cluster an API-only
+"lean" server (`engine.devfleet.lean`: fewer API groups, no watch cache, …)
+so 50-100 of them fit on one small machine.
 
 The layout of a fleet folder:
     management.kubeconfig, clusters/<name>.kubeconfig   what users need
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.adapters import kubeconfig
-from engine.devfleet import certs, procs, testbin
+from engine.devfleet import certs, lean, procs, testbin
 
 STATE_FILE = "fleet.json"
 
@@ -44,6 +48,7 @@ class Cluster:
     full: bool
     role: str = "workload"
     pids: dict[str, int] = field(default_factory=dict)
+    lean: bool = False
 
 
 @dataclass
@@ -80,7 +85,12 @@ class Options:
     gpus_per_node: int = 8
     # How long the node simulator lets a run-to-completion (Job, Helm hook) pod run.
     job_seconds: float = 1.0
+    # Per batch of API servers (and again for the full clusters' nodes).
     timeout: float = 90.0
+    # Lean workload API servers (engine.devfleet.lean); they are API-only, `full` is ignored.
+    lean: bool = False
+    # API servers started together; the next batch starts when these answer /readyz.
+    batch_size: int = 10
 
 
 def _wait_http(url: str, ctx: ssl.SSLContext | None, what: str, log: Path,
@@ -122,7 +132,8 @@ def _make_pki(pki: Path) -> None:
     certs.write(certs.make_service_account_keys(), pki / "sa.pub", pki / "sa.key")
 
 
-def _apiserver_argv(bins: Path, pki: Path, name: str, port: int, etcd: str) -> list[str]:
+def _apiserver_argv(bins: Path, pki: Path, name: str, port: int, etcd: str,
+                    extra: list[str] | None = None) -> list[str]:
     return [
         str(bins / "kube-apiserver"),
         f"--etcd-servers={etcd}", f"--etcd-prefix=/flotilla/{name}",
@@ -141,6 +152,7 @@ def _apiserver_argv(bins: Path, pki: Path, name: str, port: int, etcd: str) -> l
         "--enable-priority-and-fairness=false",
         "--endpoint-reconciler-type=none",
         "--v=1",
+        *(extra or []),
     ]
 
 
@@ -170,42 +182,54 @@ def up(fleet_dir: str | Path, options: Options = Options(), *, bins: Path | None
     ])
     try:
         _wait_http(f"{etcd_url}/health", None, "etcd", root / "logs/etcd.log", deadline, etcd_pid)
-        specs = [("management", bool(options.full_management), "management")]
-        specs += [(f"cluster-{i + 1}", i < options.full, "workload")
+        specs = [Cluster(name="management", url="", kubeconfig="",
+                         full=bool(options.full_management), role="management")]
+        specs += [Cluster(name=f"cluster-{i + 1}", url="", kubeconfig="",
+                          full=i < options.full and not options.lean, lean=options.lean)
                   for i in range(options.clusters)]
-        clusters: list[Cluster] = []
         (root / "clusters").mkdir(exist_ok=True)
-        for name, full, role in specs:
-            port = procs.free_port()
-            url = f"https://127.0.0.1:{port}"
-            path = root / ("management.kubeconfig" if role == "management"
-                           else f"clusters/{name}.kubeconfig")
-            path.write_text(kubeconfig.render(
-                name=name, server=url, ca=(pki / "ca.crt").read_bytes(),
-                cert=(pki / "admin.crt").read_bytes(), key=(pki / "admin.key").read_bytes()))
-            # A lower GOGC trades a little CPU for ~20% less resident memory per server.
-            pid = procs.spawn(root, f"{name}-apiserver",
-                              _apiserver_argv(bins, pki, name, port, etcd_url),
-                              env={"GOGC": "50"})
-            clusters.append(Cluster(name=name, url=url, kubeconfig=str(path), full=full,
-                                    role=role, pids={"apiserver": pid}))
-        fleet = Fleet(dir=str(root), etcd_url=etcd_url, management=clusters[0],
-                      clusters=clusters[1:])
-        fleet.save()
-        # Readiness checks in parallel: the servers boot concurrently.
-        with ThreadPoolExecutor(max_workers=len(clusters)) as pool:
-            list(pool.map(lambda c: _wait_http(
-                f"{c.url}/readyz", ctx, f"{c.name} kube-apiserver",
-                root / f"logs/{c.name}-apiserver.log", deadline, c.pids["apiserver"]), clusters))
+        fleet = Fleet(dir=str(root), etcd_url=etcd_url, management=specs[0],
+                      clusters=specs[1:])
+        for batch in lean.batches(specs, options.batch_size):
+            for cluster in batch:
+                _start_apiserver(root, bins, pki, etcd_url, cluster)
+            fleet.save()
+            _wait_ready(root, ctx, batch, time.monotonic() + options.timeout)
         for cluster in fleet.all:
             if cluster.full:
                 _start_full(root, bins, pki, cluster, options)
         fleet.save()
-        _wait_nodes(fleet, options, deadline)
+        _wait_nodes(fleet, options, time.monotonic() + options.timeout)
         return fleet
     except BaseException:
         procs.stop_all(root)
         raise
+
+
+def _start_apiserver(root: Path, bins: Path, pki: Path, etcd_url: str, cluster: Cluster) -> None:
+    """Spawn one cluster's kube-apiserver and write its kubeconfig; fills url/kubeconfig/pids."""
+    port = procs.free_port()
+    cluster.url = f"https://127.0.0.1:{port}"
+    path = root / ("management.kubeconfig" if cluster.role == "management"
+                   else f"clusters/{cluster.name}.kubeconfig")
+    path.write_text(kubeconfig.render(
+        name=cluster.name, server=cluster.url, ca=(pki / "ca.crt").read_bytes(),
+        cert=(pki / "admin.crt").read_bytes(), key=(pki / "admin.key").read_bytes()))
+    cluster.kubeconfig = str(path)
+    # A lower GOGC trades a little CPU for ~20% less resident memory per server.
+    cluster.pids["apiserver"] = procs.spawn(
+        root, f"{cluster.name}-apiserver",
+        _apiserver_argv(bins, pki, cluster.name, port, etcd_url, lean.flags(cluster.lean)),
+        env=lean.env(cluster.lean))
+
+
+def _wait_ready(root: Path, ctx: ssl.SSLContext, clusters: list[Cluster],
+                deadline: float) -> None:
+    """Readiness checks in parallel: the servers of a batch boot concurrently."""
+    with ThreadPoolExecutor(max_workers=len(clusters)) as pool:
+        list(pool.map(lambda c: _wait_http(
+            f"{c.url}/readyz", ctx, f"{c.name} kube-apiserver",
+            root / f"logs/{c.name}-apiserver.log", deadline, c.pids["apiserver"]), clusters))
 
 
 def _start_full(root: Path, bins: Path, pki: Path, cluster: Cluster, options: Options) -> None:
@@ -289,7 +313,7 @@ def start_server(fleet: Fleet, name: str, argv: list[str], timeout: float = 60.0
                    pid)
         return pid
     cluster = next(c for c in fleet.all if c.name == name)
-    pid = procs.spawn(root, f"{name}-apiserver", argv, env={"GOGC": "50"})
+    pid = procs.spawn(root, f"{name}-apiserver", argv, env=lean.env(cluster.lean))
     cluster.pids["apiserver"] = pid
     fleet.save()
     _wait_http(f"{cluster.url}/readyz", _client_ssl(root / "pki"), f"{name} kube-apiserver",
@@ -326,7 +350,7 @@ def status(fleet_dir: str | Path) -> dict[str, object]:
         fleet = Fleet.load(root)
         ctx = _client_ssl(root / "pki")
         out["clusters"] = [
-            {"name": c.name, "role": c.role, "url": c.url, "full": c.full,
+            {"name": c.name, "role": c.role, "url": c.url, "full": c.full, "lean": c.lean,
              "kubeconfig": c.kubeconfig,
              "ready": _readyz(c.url, ctx)} for c in fleet.all]
     return out
