@@ -96,7 +96,7 @@ def parser(prog: str = "flotilla") -> argparse.ArgumentParser:
     up.add_argument("--gpu-product", default="NVIDIA-H100-80GB-HBM3")
     up.add_argument("--full-management", action="store_true")
     up.add_argument("--lean", action="store_true", help="lean, API-only workload servers "
-                    "(fewer API groups, no watch cache…) so 50–100 fit; --full is ignored")
+                    "(fewer API groups, no watch cache…) so 50-100 fit; --full is ignored")
     up.add_argument("--batch", type=int, default=10, help="API servers started at once; the "
                     "next batch starts when these are ready")
     up.set_defaults(func=Lazy("devfleet", "up_command"))
@@ -104,6 +104,16 @@ def parser(prog: str = "flotilla") -> argparse.ArgumentParser:
         p = df_sub.add_parser(name)
         p.add_argument("--dir", required=True)
         p.set_defaults(func=Lazy("devfleet", f"{name}_command"))
+    rv = df_sub.add_parser(
+        "register-virtual", help="register N WorkloadClusters, K per workload API server: a "
+        "namespace, ServiceAccount, namespace-only RBAC and token kubeconfig each")
+    rv.add_argument("--dir", required=True)
+    rv.add_argument("--per-server", type=int, required=True)
+    rv.add_argument("--total", type=int, required=True)
+    rv.add_argument("--label", action="append", default=[], help="k=v (repeatable)")
+    rv.add_argument("--namespace", default="fleet", help="management namespace (default fleet)")
+    rv.add_argument("--prefix", default="vc", help="names are PREFIX-0000, PREFIX-0001, …")
+    rv.set_defaults(func=Lazy("devfleet", "register_virtual_command"))
 
     inst = sub.add_parser("install", help="apply crds/ and catalog/ to the management cluster")
     inst.add_argument("--kubeconfig", required=True)
@@ -262,6 +272,9 @@ EXAMPLES = {
     "testbin": "examples:\n  flotilla testbin path",
     "dev-fleet": "examples:\n  flotilla dev-fleet up --dir /tmp/fleet --clusters 3 --full 1\n"
                  "  flotilla dev-fleet up --dir /tmp/scale --clusters 50 --lean\n"
+                 "  flotilla install --kubeconfig /tmp/scale/management.kubeconfig\n"
+                 "  flotilla dev-fleet register-virtual --dir /tmp/scale --per-server 20 "
+                 "--total 1000 --label tier=scale\n"
                  "  flotilla dev-fleet status --dir /tmp/fleet\n"
                  "  flotilla dev-fleet down --dir /tmp/fleet",
     "install": "examples:\n  flotilla install --kubeconfig mgmt.kubeconfig",

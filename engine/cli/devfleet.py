@@ -1,9 +1,11 @@
-"""`flotilla testbin path` and `flotilla dev-fleet up|down|status`: the local control planes.
+"""`flotilla testbin path`, `flotilla dev-fleet up|down|status|register-virtual`.
 
 Used by the command line only. Development tooling for tests, benchmarks
 and the demo: the test binaries (etcd, kube-apiserver, …, helm, built once
 from pinned Go modules) and a fleet of real API servers started from them
-(`engine.devfleet`). Product commands never load this module.
+(`engine.devfleet`), optionally lean and each holding many namespace-scoped
+"virtual" clusters (`engine.devfleet.virtual`). Product commands never load
+this module.
 """
 
 from __future__ import annotations
@@ -39,4 +41,17 @@ def down_command(args: argparse.Namespace) -> int:
 
 def status_command(args: argparse.Namespace) -> int:
     print(json.dumps(fleet.status(args.dir), indent=2))
+    return 0
+
+
+def register_virtual_command(args: argparse.Namespace) -> int:
+    from engine.devfleet import virtual
+
+    labels = dict(item.split("=", 1) for item in args.label)
+    made = virtual.register_virtual(
+        fleet.Fleet.load(args.dir), per_server=args.per_server, total=args.total,
+        management_namespace=args.namespace, labels=labels, prefix=args.prefix)
+    for cluster in made:
+        print(f"{cluster.name:<10} {cluster.server:<12} {cluster.kubeconfig}")
+    print(virtual.describe(made))
     return 0

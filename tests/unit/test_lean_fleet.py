@@ -1,13 +1,13 @@
-"""The lean API server's flag set and the fleet's start-up batches (engine.devfleet.lean).
+"""The lean API server's flag set, start-up batches, and virtual-cluster placement and RBAC.
 
-Pure: these build command lines and group lists; no process is started.
+Pure (engine.devfleet.lean, the pure parts of engine.devfleet.virtual): no process starts.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from engine.devfleet import lean
+from engine.devfleet import lean, virtual
 
 
 class TestFlags:
@@ -84,3 +84,66 @@ class TestBatches:
     def test_size_must_be_positive(self) -> None:
         with pytest.raises(ValueError, match="at least 1"):
             lean.batches([1], 0)
+
+
+class TestPlacement:
+    """Virtual clusters fill the workload servers in order, per_server each."""
+
+    def test_fills_servers_in_order(self) -> None:
+        pairs = virtual.placement(["a", "b", "c"], per_server=2, total=5)
+        assert pairs == [("vc-0000", "a"), ("vc-0001", "a"), ("vc-0002", "b"),
+                         ("vc-0003", "b"), ("vc-0004", "c")]
+
+    def test_thousand_on_hundred_servers(self) -> None:
+        servers = [f"cluster-{i}" for i in range(1, 101)]
+        pairs = virtual.placement(servers, per_server=10, total=1000, prefix="s")
+        assert len({name for name, _ in pairs}) == 1000
+        per = {s: sum(1 for _, x in pairs if x == s) for s in servers}
+        assert set(per.values()) == {10}
+        assert pairs[-1] == ("s-0999", "cluster-100")
+
+    def test_names_widen_past_ten_thousand(self) -> None:
+        pairs = virtual.placement(["a", "b"], per_server=6000, total=12000)
+        assert pairs[0][0] == "vc-00000" and pairs[-1][0] == "vc-11999"
+
+    def test_too_many_for_the_servers(self) -> None:
+        with pytest.raises(ValueError, match="do not fit on 2 API servers"):
+            virtual.placement(["a", "b"], per_server=3, total=7)
+
+    def test_per_server_must_be_positive(self) -> None:
+        with pytest.raises(ValueError, match="per_server"):
+            virtual.placement(["a"], per_server=0, total=0)
+
+
+class TestTenantObjects:
+    """A virtual cluster's RBAC grants everything in its namespace and nothing else."""
+
+    def test_rights_stay_in_the_namespace(self) -> None:
+        objs = {o["kind"]: o for o in virtual.tenant_objects("vc-0003")}
+        assert next(iter(objs)) == "Namespace"
+        assert objs["Role"]["metadata"]["namespace"] == "vc-0003"
+        assert objs["RoleBinding"]["roleRef"]["kind"] == "Role"
+        subject = objs["RoleBinding"]["subjects"][0]
+        assert subject == {"kind": "ServiceAccount", "name": virtual.SERVICE_ACCOUNT,
+                           "namespace": "vc-0003"}
+        # The one cluster-scoped grant: get on its own Namespace object, by name.
+        (rule,) = objs["ClusterRole"]["rules"]
+        assert rule == {"apiGroups": [""], "resources": ["namespaces"],
+                        "resourceNames": ["vc-0003"], "verbs": ["get"]}
+        assert objs["ClusterRoleBinding"]["roleRef"]["name"] == \
+            objs["ClusterRole"]["metadata"]["name"]
+
+    def test_kubeconfig_defaults_to_its_namespace(self) -> None:
+        import yaml
+
+        doc = yaml.safe_load(virtual.render_kubeconfig(
+            name="vc-0001", server="https://127.0.0.1:6443", ca=b"CA", token="t0k"))
+        assert doc["contexts"][0]["context"]["namespace"] == "vc-0001"
+        assert doc["users"][0]["user"] == {"token": "t0k"}
+
+    def test_describe_says_they_share_servers(self) -> None:
+        made = [virtual.VirtualCluster(name=f"vc-{i}", server=f"s{i // 3}", url="u",
+                                       kubeconfig="k") for i in range(6)]
+        text = virtual.describe(made)
+        assert text.startswith("6 virtual clusters on 2 API servers (up to 3 per server")
+        assert "not told they share" in text
