@@ -295,14 +295,35 @@ def _compile(expression: str) -> CelProgram | str:
         return _describe(error)
 
 
+_MAP, _LIST, _STRING = celpy.celtypes.MapType, celpy.celtypes.ListType, celpy.celtypes.StringType
+_INT, _DOUBLE = celpy.celtypes.IntType, celpy.celtypes.DoubleType
+_TRUE, _FALSE = celpy.celtypes.BoolType(True), celpy.celtypes.BoolType(False)
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
 def _to_cel(value: Any) -> Any:
-    """Convert a JSON-like tree (any Mapping/Sequence) into CEL values."""
+    """Convert a JSON-like tree (any Mapping/Sequence) into CEL values.
+
+    What celpy.adapter.json_to_cel makes, built without its per-item checks: a
+    cluster body converts ~2x faster, and the plan index converts every cluster of
+    the fleet when a CEL selector is planned after a restart.
+    """
+    kind = type(value)
+    if kind is str:
+        return str.__new__(_STRING, value)
+    if kind is bool:
+        return _TRUE if value else _FALSE
+    if kind is int and _INT_MIN <= value <= _INT_MAX:  # out of range: celpy's error below
+        return int.__new__(_INT, value)
+    if kind is float:
+        return float.__new__(_DOUBLE, value)
     if isinstance(value, Mapping):
-        return celpy.celtypes.MapType(
-            {celpy.celtypes.StringType(str(k)): _to_cel(v) for k, v in value.items()}
-        )
+        converted = dict.__new__(_MAP)  # MapType.__init__ with no items does nothing more
+        dict.update(converted, {str.__new__(_STRING, str(k)): _to_cel(v)
+                                for k, v in value.items()})
+        return converted
     if isinstance(value, (list, tuple)):
-        return celpy.celtypes.ListType([_to_cel(item) for item in value])
+        return _LIST([_to_cel(item) for item in value])
     return celpy.adapter.json_to_cel(value)
 
 

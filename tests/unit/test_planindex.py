@@ -174,9 +174,34 @@ class TestWorkProportionalToCandidates:
         start = index.evaluations
         update = index.cluster_changed(grown)
         assert index.evaluations - start == 1
-        assert update.changed == {("ClusterProfile", "", "big-gpu")}
-        # Its own team's profile reads the cluster's readiness in its rollout: touched.
-        assert ("ClusterProfile", "", "team-1") in update.touched
+        assert update.changed == update.touched == {("ClusterProfile", "", "big-gpu")}
+
+    def test_readiness_touches_every_profile_selecting_the_cluster(self) -> None:
+        index, bodies = team_fleet(200, 50)
+        down = copy.deepcopy(bodies[1])
+        down["status"]["ready"] = False
+        update = index.cluster_changed(down)
+        # A rollout reads readiness ("reachable"); the selection is the same.
+        assert update == planindex.Update(changed=frozenset(), touched=frozenset(
+            {("ClusterProfile", "", "team-1")}))
+
+    def test_labels_touch_profiles_whose_rollout_or_dependents_read_them(self) -> None:
+        index, bodies = team_fleet(200, 50)
+        staged = {"clusterSelector": {"matchLabels": {"team": "t1"}}, "rollout": {"stages": [
+            {"name": "canary", "clusterSelector": {"matchLabels": {"tier": "1"}}},
+            {"name": "rest"}]}}
+        index.profile_changed("ClusterProfile", profile("ClusterProfile", "staged", staged))
+        index.profile_changed("ClusterProfile", profile("ClusterProfile", "follower", {
+            "clusterSelector": {"matchLabels": {"env": "prod", "team": "t1"}},
+            "dependsOn": ["staged"]}))
+        retiered = copy.deepcopy(bodies[1])
+        retiered["metadata"]["labels"]["tier"] = "1"
+        update = index.cluster_changed(retiered)
+        # team-1 ignores labels outside its selector; "staged" picks stages by them, and
+        # "follower" depends on "staged", which goes wherever "follower" goes.
+        assert update.changed == frozenset()
+        assert update.touched == {("ClusterProfile", "", "staged"),
+                                  ("ClusterProfile", "", "follower")}
 
     def test_a_new_resource_version_alone_touches_nobody(self) -> None:
         index, bodies = team_fleet(20, 5)
