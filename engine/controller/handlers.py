@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Hashable, Mapping
 from typing import Any
@@ -112,6 +113,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
                               owner=c.owner)
     STATE["ctx"] = c
     await _preload(c)
+    # The cache holds the fleet for the life of the process: the cycle collector leaves it
+    # out of its scans from now on (bench/planner.py: planning 50 profiles over 10,000
+    # clusters took 3.0 CPU s with it scanned, 0.7 s frozen).
+    gc.freeze()
     STATE["synced"] = True
     if not opts.leader_elect:
         await _lead(c)
