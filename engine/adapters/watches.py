@@ -5,6 +5,10 @@ label selector) — shared by every profile deploying that kind there — lists
 once, then follows the watch stream from that resourceVersion, re-listing
 only when the server says the version expired. Nothing polls. Each event
 updates the cache and calls the owner's callback, which decides what to do.
+
+An identity whose RBAC ends at its namespace may not list a kind across the
+cluster (403): that watch then follows the kubeconfig's namespace, the only
+one such an identity can have deployed to, instead of retrying for ever.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class ClusterWatches:
         # What each watch holds: two watches of one kind with different selectors (Helm's
         # objects and ours) share the cache, and neither may evict what the other holds.
         self._held: dict[WatchSpec, set[ObjKey]] = {}
+        # Watches narrowed to the kubeconfig's namespace (the identity may not list more).
+        self._scope: dict[WatchSpec, str] = {}
 
     def ensure(self, wanted: set[WatchSpec]) -> None:
         for spec in wanted - set(self._tasks):
@@ -76,8 +82,20 @@ class ClusterWatches:
         delay = 1.0
         while True:
             try:
-                items, doc_rv = await self.client.list_versioned(
-                    spec.api_version, spec.kind, label_selector=spec.label_selector)
+                namespace = self._scope.get(spec)
+                try:
+                    items, doc_rv = await self.client.list_versioned(
+                        spec.api_version, spec.kind, namespace=namespace,
+                        label_selector=spec.label_selector)
+                except kube.ApiError as exc:
+                    if exc.status != 403 or namespace is not None:
+                        raise
+                    namespace = self._scope[spec] = _own_namespace(self.client)
+                    log.info("%s: %s not listable across the cluster; watching namespace %s",
+                             self.cluster, spec.kind, namespace)
+                    items, doc_rv = await self.client.list_versioned(
+                        spec.api_version, spec.kind, namespace=namespace,
+                        label_selector=spec.label_selector)
                 seen: set[ObjKey] = set()
                 for obj in items:
                     obj.setdefault("apiVersion", spec.api_version)
@@ -96,8 +114,8 @@ class ClusterWatches:
                                                              "kind": spec.kind})
                 delay = 1.0
                 async for type_, obj in self.client.watch(
-                        spec.api_version, spec.kind, label_selector=spec.label_selector,
-                        resource_version=doc_rv):
+                        spec.api_version, spec.kind, namespace=namespace,
+                        label_selector=spec.label_selector, resource_version=doc_rv):
                     if type_ == "BOOKMARK":
                         continue
                     obj.setdefault("apiVersion", spec.api_version)
@@ -123,3 +141,9 @@ class ClusterWatches:
                 log.exception("%s: watch %s failed", self.cluster, spec.kind)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+
+def _own_namespace(client: kube.Client) -> str:
+    """The kubeconfig context's namespace ("default" when it names none)."""
+    contexts = client.config.minified.get("contexts") or [{}]
+    return str((contexts[0].get("context") or {}).get("namespace") or "default")
