@@ -236,7 +236,16 @@ class Workload:
         # many objects into one namespace costs one read, not one per object.
         if name in self._namespaces:
             return
-        if await self.client.get("v1", "Namespace", None, name) is None:
+        try:
+            found = await self.client.get("v1", "Namespace", None, name)
+        except kube.ApiError as exc:
+            if exc.status != 403:
+                raise
+            # An identity limited to its namespace may not read Namespaces: assume it
+            # exists (it is usually the one it may work in) and let the apply tell.
+            self._namespaces.add(name)
+            return
+        if found is None:
             try:
                 await self.client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {
                     "name": name, "labels": {api.CREATED_BY_LABEL: api.MANAGED_BY}}})
