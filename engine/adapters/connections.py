@@ -6,6 +6,14 @@ handle. It is rebuilt only when the kubeconfig Secret's content changes, so
 pyhelm3's synchronous `helm version` probe runs once per cluster, not per
 reconcile.
 
+The API client — its HTTP connection pool, discovery cache and the
+`clusterwatch.ClusterWatch` that probes the server — belongs to the API server
+URL and identity (CA, client credentials, TLS name, proxy), not to the
+WorkloadCluster: two WorkloadClusters with the same server and credentials
+share one, and it closes when the last of them lets go. Every client's
+requests share one limit of requests in flight (`max_requests`,
+`--max-workload-requests`).
+
 What must touch the disk (helm's kubeconfig, TLS files for a moment) lives in
 the connection's private directory: 0700, inside a per-process directory under
 the workdir, removed when the connection closes. Helm is handed the kubeconfig's
@@ -17,9 +25,11 @@ died (SIGKILL, OOM) and is removed at the next start.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -27,9 +37,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from engine.adapters import helm, kube, kubeconfig, workload
+from engine.adapters import clusterwatch, helm, kube, kubeconfig, workload
 
 LOCK = ".lock"
+MAX_REQUESTS = 64  # default of --max-workload-requests
+
+
+@dataclass(repr=False)
+class Pool:
+    """One API server as one identity sees it: a client and the watch that probes it."""
+
+    identity: str
+    client: kube.Client
+    watch: clusterwatch.ClusterWatch
+    users: set[tuple[str, str]]
+
+
+def identity(config: kubeconfig.KubeConfig) -> str:
+    """Which clients are interchangeable: same server, CA, credentials, TLS name and proxy."""
+    mini = config.minified
+    if not mini:  # built by hand (tests): the fields that decide where and as whom
+        return hashlib.sha256(repr((config.server, config.ca_data, config.cert_data,
+                                    config.key_data, config.token, config.token_file,
+                                    config.exec, config.insecure, config.tls_server_name,
+                                    config.proxy_url)).encode()).hexdigest()[:16]
+    doc = json.dumps([mini.get("clusters"), mini.get("users")], sort_keys=True, default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+def _namespace(config: kubeconfig.KubeConfig) -> str:
+    contexts = config.minified.get("contexts") or [{}]
+    return str((contexts[0].get("context") or {}).get("namespace") or "default")
 
 
 @dataclass(repr=False)
@@ -41,6 +79,7 @@ class Connection:
     config: kubeconfig.KubeConfig
     helm_binary: Path
     private: Path
+    pool: Pool
     _releases: helm.Releases | None = None
 
     def __repr__(self) -> str:
@@ -52,8 +91,12 @@ class Connection:
                                            self.helm_binary)
         return self._releases
 
-    async def close(self) -> None:
-        await self.client.close()
+    @property
+    def watch(self) -> clusterwatch.ClusterWatch:
+        return self.pool.watch
+
+    def close(self) -> None:
+        """Its own files; the client is the pool's (`Connections._release`)."""
         if self._releases is not None:
             self._releases.close()
         shutil.rmtree(self.private, ignore_errors=True)
@@ -61,11 +104,18 @@ class Connection:
 
 class Connections:
     def __init__(self, workdir: Path, helm: Path,
-                 owner_gone: Callable[[str], bool] = lambda ref: False) -> None:
+                 owner_gone: Callable[[str], bool] = lambda ref: False, *,
+                 max_requests: int = MAX_REQUESTS, max_backoff: float = 60.0) -> None:
         self.workdir = workdir
         self.helm = helm
         self.owner_gone = owner_gone  # see workload.Workload
+        # Told (namespace, name) when the probe of a cluster's server has news.
+        self.notify: Callable[[str, str], None] = lambda namespace, name: None
+        self.observe: Callable[[str], None] | None = None  # each request's verb (metrics)
+        self.max_backoff = max_backoff
+        self.limiter = asyncio.Semaphore(max(1, max_requests))
         self._by_cluster: dict[tuple[str, str], Connection] = {}
+        self._pools: dict[str, Pool] = {}
         self._root: Path | None = None
         self._lock: IO[str] | None = None
 
@@ -81,17 +131,57 @@ class Connections:
         known = self._by_cluster.get((namespace, name))
         if known is not None and known.fingerprint == fingerprint:
             return known
+        config = kubeconfig.parse(kubeconfig_text)  # a bad one leaves the known one in use
         if known is not None:
             del self._by_cluster[(namespace, name)]
-            await known.close()
-        config = kubeconfig.parse(kubeconfig_text)
+            await self._release(known, (namespace, name))
         private = self._private(namespace, name, fingerprint)
-        client = kube.Client(config, name=f"{namespace}/{name}", timeout=10.0, scratch=private)
-        conn = Connection(name=f"{namespace}/{name}", fingerprint=fingerprint, client=client,
-                          workload=workload.Workload(client, self.owner_gone), config=config,
-                          helm_binary=self.helm, private=private)
+        pool = self._pool(config, (namespace, name))
+        conn = Connection(name=f"{namespace}/{name}", fingerprint=fingerprint,
+                          client=pool.client,
+                          workload=workload.Workload(pool.client, self.owner_gone),
+                          config=config, helm_binary=self.helm, private=private, pool=pool)
         self._by_cluster[(namespace, name)] = conn
         return conn
+
+    def _pool(self, config: kubeconfig.KubeConfig, user: tuple[str, str]) -> Pool:
+        ident = identity(config)
+        pool = self._pools.get(ident)
+        if pool is None:
+            if self._root is None:
+                self._root, self._lock = _process_dir(self.workdir)
+            scratch = self._root / "pools" / ident
+            scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+            client = kube.Client(config, name=f"{user[0]}/{user[1]}", timeout=10.0,
+                                 scratch=scratch, limiter=self.limiter)
+            client.observe = self.observe
+            watch = clusterwatch.ClusterWatch(
+                client, namespace=_namespace(config), max_backoff=self.max_backoff,
+                notify=lambda: self._tell(ident))
+            pool = self._pools[ident] = Pool(identity=ident, client=client, watch=watch,
+                                             users=set())
+        pool.users.add(user)
+        return pool
+
+    def _tell(self, ident: str) -> None:
+        pool = self._pools.get(ident)
+        for namespace, name in sorted(pool.users if pool else ()):
+            self.notify(namespace, name)
+
+    async def _release(self, conn: Connection, user: tuple[str, str]) -> None:
+        conn.close()
+        pool = conn.pool
+        pool.users.discard(user)
+        if not pool.users and self._pools.get(pool.identity) is pool:
+            del self._pools[pool.identity]
+            await pool.watch.stop()
+            await pool.client.close()
+            if self._root is not None:
+                shutil.rmtree(self._root / "pools" / pool.identity, ignore_errors=True)
+
+    def pools(self) -> int:
+        """Clients open now (one per API server and identity)."""
+        return len(self._pools)
 
     def cached(self, namespace: str, name: str) -> Connection | None:
         return self._by_cluster.get((namespace, name))
@@ -99,11 +189,11 @@ class Connections:
     async def forget(self, namespace: str, name: str) -> None:
         conn = self._by_cluster.pop((namespace, name), None)
         if conn is not None:
-            await conn.close()
+            await self._release(conn, (namespace, name))
 
     async def close(self) -> None:
-        for conn in self._by_cluster.values():
-            await conn.close()
+        for key, conn in list(self._by_cluster.items()):
+            await self._release(conn, key)
         self._by_cluster.clear()
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)

@@ -20,6 +20,11 @@ install and upgrade post-renders through `engine.adapters.postrender`, which
 annotates the chart's CRDs `helm.sh/resource-policy: keep`, unless the
 profile set `allowCRDDeletion`, and runs the profile's patches,
 extraLabels and extraAnnotations over the chart's objects.
+
+Every helm process of the controller (pulls, status, installs, upgrades)
+waits for one of `MAX_PROCESSES` slots (`--max-helm`): each is a Go program
+that takes a core while it renders, and on a small machine a fleet-wide
+rollout would otherwise start hundreds at once.
 """
 
 from __future__ import annotations
@@ -47,6 +52,22 @@ from engine.adapters import helmargs, kubeconfig, postrender, redaction
 from engine.model.helmopts import HelmOptions, Resolved
 
 log = logging.getLogger("flotilla.helm")
+
+MAX_PROCESSES = 4  # default of --max-helm: twice the cores of the machine we measure on
+_slots: asyncio.Semaphore | None = None
+
+
+def limit_processes(count: int) -> None:
+    """At most `count` helm processes at once from now on (call before any runs)."""
+    global _slots
+    _slots = asyncio.Semaphore(max(1, count))
+
+
+def _slot() -> asyncio.Semaphore:
+    global _slots
+    if _slots is None:
+        _slots = asyncio.Semaphore(MAX_PROCESSES)
+    return _slots
 
 
 @dataclass(frozen=True)
@@ -104,9 +125,10 @@ class ChartCache:
             ref = [chart.chart_name, "--repo", url]
         argv = [str(self.helm), "pull", *ref, "--version", chart.chart_version,
                 "--untar", "--untardir", str(tmp)]
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        _, stderr = await proc.communicate()
+        async with _slot():
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            _, stderr = await proc.communicate()
         if proc.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             text = stderr.decode(errors="replace").strip()
@@ -164,6 +186,17 @@ class Releases:
         # timeout of their resolved options.
         self.client = pyhelm3.Client(executable=str(helm), kubeconfig=self.kubeconfig,
                                      default_timeout="2m")
+        # pyhelm3 runs every helm process through its command's run(): that is where a
+        # process waits for its slot, whichever pyhelm3 call started it.
+        command = self.client._command
+        unlimited = command.run
+
+        async def run(argv: list[str], input: bytes | None = None) -> bytes:
+            async with _slot():
+                out: bytes = await unlimited(argv, input)
+                return out
+
+        setattr(command, "run", run)  # noqa: B010 - an instance's method, replaced
 
     def close(self) -> None:
         self.kubeconfig.unlink(missing_ok=True)

@@ -12,7 +12,9 @@ client is synchronous. Kubeconfig reading and exec plugins do come from the
 official client (`kubeconfig`, `credentials`). Every request takes the current
 credential from its source (exec plugins refresh before expiry), retries once
 after a 401 with a renewed one, waits out 429 (and 503 with Retry-After) up to
-a bound, and list calls page through `limit`/`continue`.
+a bound, and list calls page through `limit`/`continue`. A `limiter` shared by
+many clients (the controller's `--max-workload-requests`) bounds how many of
+their requests are in flight at once; watches, which stay open, take no slot.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import asyncio
 import contextlib
 import datetime
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,14 +115,18 @@ class Client:
 
     `scratch` is a private directory for the moments TLS files must exist
     (see `KubeConfig.ssl_context`); without one they go to a fresh temp dir.
+    `limiter`, when given, is held by each request while it is on the wire.
     """
 
     def __init__(self, config: KubeConfig, *, name: str = "", timeout: float = 15.0,
-                 scratch: Path | None = None) -> None:
+                 scratch: Path | None = None, limiter: asyncio.Semaphore | None = None,
+                 ) -> None:
         self.config = config
         self.name = name or config.server
         self.auth = credentials.for_config(config)
         self.scratch = scratch
+        self.limiter = limiter
+        self.observe: Callable[[str], None] | None = None  # told each request's verb
         self.page_size = PAGE_SIZE
         self.throttled = 0  # answers waited out (429, 503 with Retry-After)
         self._proxy = config.proxy_url or kubehttp.env_proxy(config.server)
@@ -195,6 +201,8 @@ class Client:
         content_type: str = "application/json",
     ) -> Any:
         self.requests[method] = self.requests.get(method, 0) + 1
+        if self.observe is not None:
+            self.observe(method)
         if body is None:
             data = None
         elif content_type == "application/apply-patch+yaml":
@@ -206,8 +214,9 @@ class Client:
         while True:
             session, cred = await self._connect()
             try:
-                async with session.request(
-                    method, path, params=params, data=data, headers={**extra, **self._auth(cred)},
+                async with self._slot(), session.request(
+                    method, path, params=params, data=data,
+                    headers={**extra, **self._auth(cred)},
                     server_hostname=self.config.tls_server_name,
                 ) as resp:
                     status, headers, text = resp.status, resp.headers, await resp.text()
@@ -231,6 +240,9 @@ class Client:
             if status >= 400:
                 _raise_for(status, payload, f"{method} {path} on {self.name}", cred)
             return payload
+
+    def _slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self.limiter if self.limiter is not None else contextlib.nullcontext()
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -271,19 +283,20 @@ class Client:
 
     async def list(
         self, api_version: str, kind: str, *, namespace: str | None = None,
-        label_selector: str | None = None,
+        label_selector: str | None = None, field_selector: str | None = None,
     ) -> list[Obj]:
         items, _ = await self.list_versioned(api_version, kind, namespace=namespace,
-                                             label_selector=label_selector)
+                                             label_selector=label_selector,
+                                             field_selector=field_selector)
         return items
 
     async def list_versioned(
         self, api_version: str, kind: str, *, namespace: str | None = None,
-        label_selector: str | None = None,
+        label_selector: str | None = None, field_selector: str | None = None,
     ) -> tuple[ObjList, str]:
         """The items and the list's resourceVersion, to start a watch from."""
         res = await self.resource(api_version, kind)
-        params = {"labelSelector": label_selector} if label_selector else {}
+        params = _selectors(label_selector, field_selector)
         items: ObjList = []
         token = ""
         while True:
@@ -360,19 +373,27 @@ class Client:
 
     async def watch(
         self, api_version: str, kind: str, *, namespace: str | None = None,
-        label_selector: str | None = None, resource_version: str | None = None,
-        timeout_seconds: int = 300,
+        label_selector: str | None = None, field_selector: str | None = None,
+        resource_version: str | None = None, timeout_seconds: int = 300,
+        quiet_for: float | None = None,
     ) -> AsyncIterator[tuple[str, Obj]]:
-        """Yield (type, object) events until the server closes the stream."""
+        """Yield (type, object) events until the server closes the stream.
+
+        `quiet_for`: seconds without a byte from the server (no event, no bookmark)
+        after which the stream counts as broken (Unreachable); default the watch's
+        own timeout plus 30 s.
+        """
         res = await self.resource(api_version, kind)
         params = {"watch": "true", "allowWatchBookmarks": "true",
-                  "timeoutSeconds": str(timeout_seconds)}
-        if label_selector:
-            params["labelSelector"] = label_selector
+                  "timeoutSeconds": str(timeout_seconds),
+                  **_selectors(label_selector, field_selector)}
         if resource_version:
             params["resourceVersion"] = resource_version
         self.requests["WATCH"] = self.requests.get("WATCH", 0) + 1
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
+        if self.observe is not None:
+            self.observe("WATCH")
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout.sock_connect,
+                                        sock_read=quiet_for or timeout_seconds + 30)
         session, cred = await self._connect()
         try:
             async with session.get(res.path(namespace), params=params, timeout=timeout,
@@ -398,3 +419,10 @@ class Client:
     async def version(self) -> str:
         doc = await self.request("GET", "/version")
         return str(doc.get("gitVersion", ""))
+
+
+def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
+    params = {"labelSelector": label_selector} if label_selector else {}
+    if field_selector:
+        params["fieldSelector"] = field_selector
+    return params

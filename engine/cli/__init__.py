@@ -159,6 +159,12 @@ def parser(prog: str = "flotilla") -> argparse.ArgumentParser:
     ctl.add_argument("--withdraw-timeout", type=float, default=600.0, metavar="SECONDS",
                      help="how long a summary keeps trying to withdraw from an unreachable "
                           "cluster before it lets go with a warning Event (default 600)")
+    ctl.add_argument("--max-helm", type=int, default=4, metavar="N",
+                     help="helm processes running at once, over all clusters (default 4: "
+                          "each takes a core while it renders)")
+    ctl.add_argument("--max-workload-requests", type=int, default=64, metavar="N",
+                     help="requests to workload clusters in flight at once, over all "
+                          "clusters; open watches do not count (default 64)")
     ctl.add_argument("--leader-elect", action="store_true",
                      help="campaign for a Lease; only the leader reconciles")
     ctl.add_argument("--lease-namespace", default="",

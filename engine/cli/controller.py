@@ -35,6 +35,7 @@ def controller_command(args: argparse.Namespace) -> int:
         bind_address=args.bind_address, metrics_port=args.metrics_port,
         health_port=args.health_port, leader_elect=args.leader_elect,
         lease_namespace=args.lease_namespace, lease_name=args.lease_name, timings=timings,
-        log_format=args.log_format, log_level="debug" if args.verbose else args.log_level)
+        log_format=args.log_format, log_level="debug" if args.verbose else args.log_level,
+        max_helm=args.max_helm, max_workload_requests=args.max_workload_requests)
     main.run(options)
     return 0

@@ -1,8 +1,14 @@
 """WorkloadCluster reconcile: connect, report health, version and facts; back off when down.
 
-Each cluster is probed on its own queue key, so an unreachable cluster waits
-out its own backoff and never holds up the others. Facts (node count, GPU
-products and counts) come from node labels and capacity; a change in facts
+The probe is not a poll: each API server (URL and identity) is followed by
+one watch (`engine.adapters.clusterwatch`, decision in docs/architecture.md),
+and this reconcile reports what that watch knows — it makes no request of
+its own, and runs when the watch has news, the cluster or its kubeconfig
+Secret changed, or a deploy reached a cluster marked unreachable (which cuts
+the watch's backoff short). An unreachable cluster waits out its own backoff
+and never holds up the others. Facts (node count, GPU products and counts)
+come from node labels and capacity (`engine.facts`); an identity that may not
+read Nodes is Ready with no facts and a message saying so. A change in facts
 or readiness re-queues the profiles, since CEL selectors may read them.
 Status is written only when something other than the probe time changed.
 
@@ -15,34 +21,20 @@ turns TLS verification off is used, with a warning condition `InsecureTLS`.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
-from engine import errors
-from engine.adapters import kube
+from engine import errors, facts
+from engine.adapters import clusterwatch, kube
 from engine.controller import context, profiles, reporting
 from engine.model import conditions
 
-GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 INSECURE_TLS = "InsecureTLS"
 INSECURE_MESSAGE = ("the kubeconfig sets insecure-skip-tls-verify: the API server's certificate is "
                     "not verified; give certificate-authority-data instead")
 
 
 def facts_from_nodes(nodes: list[dict[str, Any]]) -> dict[str, Any]:
-    gpus: Counter[str] = Counter()
-    gpu_nodes = 0
-    for node in nodes:
-        labels = node.get("metadata", {}).get("labels") or {}
-        capacity = node.get("status", {}).get("capacity") or {}
-        count = sum(int(str(capacity.get(r, "0")) or 0) for r in GPU_RESOURCES)
-        if count:
-            gpu_nodes += 1
-            product = labels.get("nvidia.com/gpu.product") or labels.get(
-                "amd.com/gpu.product") or "unknown"
-            gpus[product] += count
-    return {"nodes": len(nodes), "gpuNodes": gpu_nodes, "gpus": dict(sorted(gpus.items())),
-            "gpuTotal": sum(gpus.values())}
+    return facts.facts(facts.digest(node) for node in nodes)
 
 
 async def reconcile(ctx: context.Context, namespace: str, name: str) -> float | None:
@@ -64,6 +56,7 @@ async def _reconcile(ctx: context.Context, namespace: str, name: str) -> float |
     cluster = ctx.store.get("WorkloadCluster", namespace, name)
     if cluster is None:
         await ctx.connections.forget(namespace, name)
+        ctx.prune_kubeconfigs()
         return None
     old = cluster.get("status") or {}
     status: dict[str, Any] = {k: v for k, v in old.items()}
@@ -74,16 +67,24 @@ async def _reconcile(ctx: context.Context, namespace: str, name: str) -> float |
             old.get("conditions"), type="Ready", status=bool(old.get("ready")), reason="Paused",
             message="spec.paused is true: not probed, nothing deployed", observed_generation=gen,
             now=reporting.now())
+        await ctx.connections.forget(namespace, name)  # its watch stops too
         await _write(ctx, cluster, status)
         return None
     insecure: bool | None = None  # unknown until the kubeconfig parsed
+    probed: clusterwatch.State | None = None
     try:
         conn = await ctx.connection(cluster)
         insecure = conn.config.insecure
-        version = await conn.client.version()
-        nodes = await conn.client.list("v1", "Node")
+        conn.watch.start()
+        probed = conn.watch.state
+        if probed is None:
+            return None  # the watch tells us (notify) once its first attempt is over
+        if probed.error is not None:
+            conn.watch.poke()  # no sooner than its last attempt allows
+            raise probed.error
     except errors.FlotillaError as exc:
-        failures += 1
+        # From the watch: its own count of attempts; before it (kubeconfig): ours.
+        failures = probed.failures if probed is not None else failures + 1
         reason, message, _ = reporting.describe(exc)
         status.update(ready=False, connection={
             "state": "Unreachable", "failures": failures, "message": message,
@@ -94,23 +95,30 @@ async def _reconcile(ctx: context.Context, namespace: str, name: str) -> float |
         if await _write(ctx, cluster, status):
             await ctx.recorder.event(cluster, type="Warning", reason=reason, message=message)
             await _warn_insecure(ctx, cluster, old, insecure)
+        if probed is not None:
+            return None  # the watch retries on its own backoff and tells us
         # Exponential backoff per cluster: 2, 4, 8 … seconds, capped.
         return min(2.0 ** min(failures, 6), ctx.settings.max_backoff)
-    facts = facts_from_nodes(nodes)
-    status.update(ready=True, version=version, facts=facts, connection={
+    version, found = probed.version, probed.facts()
+    if found is None:
+        status.pop("facts", None)  # unknown, not zero: a has() guard in CEL tells them apart
+        summary = f"{version}, {probed.nodes_message}"
+    else:
+        status["facts"] = found
+        summary = f"{version}, {found['nodes']} nodes, {found['gpuTotal']} GPUs"
+    status.update(ready=True, version=version, connection={
         "state": "Healthy", "failures": 0, "message": "", "lastProbeTime": reporting.now()})
     status["observedGeneration"] = gen
     status["conditions"] = _tls_condition(conditions.set_condition(
         old.get("conditions"), type="Ready", status=True, reason="Connected",
-        message=f"{version}, {facts['nodes']} nodes, {facts['gpuTotal']} GPUs",
-        observed_generation=gen, now=reporting.now()), insecure, gen)
+        message=summary, observed_generation=gen, now=reporting.now()), insecure, gen)
     became_ready = not old.get("ready")
     if await _write(ctx, cluster, status):
         if became_ready:
             await ctx.recorder.event(cluster, type="Normal", reason="Connected",
                                      message=f"connected: {version}")
         await _warn_insecure(ctx, cluster, old, insecure)
-    return ctx.settings.probe_interval
+    return None  # the watch has the next news
 
 
 def _tls_condition(conds: list[dict[str, Any]], insecure: bool | None,

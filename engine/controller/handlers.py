@@ -98,13 +98,15 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.error_backoffs = (1, 1, 2, 3, 5, 5, 5, 5, 5, 5, 5, 5, 5)
     settings.persistence.finalizer = api.KOPF_FINALIZER
     opts = options()
+    helm.limit_processes(opts.max_helm)
     config = management_config()
     mgmt = kube.Client(config, name="management")
     cache = store.Store()
     c = context.Context(
         mgmt=mgmt, store=cache,
         connections=connections.Connections(
-            opts.workdir / "clusters", opts.helm, owner_gone=lambda ref: profiles.gone(cache, ref)),
+            opts.workdir / "clusters", opts.helm, owner_gone=lambda ref: profiles.gone(cache, ref),
+            max_requests=opts.max_workload_requests, max_backoff=opts.settings.max_backoff),
         charts=helm.ChartCache(opts.workdir / "charts", opts.helm, opts.mirrors),
         recorder=reporting.Recorder(mgmt), static_mirrors=dict(opts.mirrors),
         settings=opts.settings)
@@ -383,6 +385,12 @@ async def on_summary(type: str | None, body: kopf.Body, **_: Any) -> None:
                labels={api.PROFILE_NAME_LABEL: kopf.PRESENT})
 async def on_revision(type: str | None, body: kopf.Body, **_: Any) -> None:
     _remember("ControllerRevision", type, body)
+
+
+@kopf.on.event("", "v1", "secrets")
+async def on_secret(type: str | None, body: kopf.Body, **_: Any) -> None:
+    """Kubeconfig Secrets: kept while a WorkloadCluster names them, others dropped at once."""
+    ctx().secret_event(type, body)
 
 
 @kopf.on.event("", "v1", "configmaps")

@@ -11,6 +11,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.adapters import connections
+from engine.adapters import helm as helm_adapter
 from engine.controller import context, leader
 
 
@@ -33,6 +35,9 @@ class Options:
     timings: leader.Timings = field(default_factory=leader.Timings)
     log_format: str = "text"
     log_level: str = "info"
+    # Bounds that keep a small machine responsive during a fleet-wide rollout.
+    max_helm: int = helm_adapter.MAX_PROCESSES  # helm processes at once
+    max_workload_requests: int = connections.MAX_REQUESTS  # requests in flight, all clusters
 
     def lease(self) -> tuple[str, str]:
         namespace = self.lease_namespace or os.environ.get("POD_NAMESPACE") or "flotilla-system"

@@ -39,7 +39,7 @@ CLUSTER_RULES = {
     ("apps", "controllerrevisions"): {"list", "watch", "create", "patch", "delete"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
     ("", "configmaps"): {"get", "list", "watch"},
-    ("", "secrets"): {"get", "create", "patch"},
+    ("", "secrets"): {"get", "list", "watch", "create", "patch"},
     ("", "namespaces"): {"get"},
     ("", "events"): {"create"},
 }
@@ -184,7 +184,7 @@ class TestShards:
         for args in (default_args, shard_args):
             assert {"--leader-elect", "--lease-duration=30", "--renew-deadline=20",
                     "--retry-period=4", "--log-format=text", "--log-level=debug",
-                    "--withdraw-timeout=120",
+                    "--withdraw-timeout=120", "--max-helm=2", "--max-workload-requests=32",
                     "--chart-mirror=https://charts.jetstack.io=https://mirror.example.com/"
                     "jetstack", "--mirror-configmap=flotilla-system/flotilla-chart-mirrors"
                     } <= set(args)

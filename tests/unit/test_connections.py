@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.adapters import connections
+from engine.adapters import connections, kubeconfig
 from engine.devfleet import certs
 
 TOKEN = "conn-secret-5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b"
@@ -78,3 +78,48 @@ def test_what_a_dead_process_left_is_removed(tmp_path: Path) -> None:
     assert kept.exists() and not left.exists() and not legacy.exists()
     asyncio.run(live.close())
     asyncio.run(fresh.close())
+
+
+def test_one_client_per_server_and_identity(tmp_path: Path) -> None:
+    conns = connections.Connections(tmp_path, Path("helm"), max_requests=7)
+    text = _kubeconfig()  # each call makes a new CA
+    renamed = yaml.safe_load(text)
+    renamed["contexts"][0]["name"] = "another-context-name"
+    renamed["current-context"] = "another-context-name"
+
+    async def scenario() -> None:
+        east = await conns.get("fleet", "east", text)
+        # Same server and credentials (a context of another name): the same client.
+        west = await conns.get("fleet", "west", yaml.safe_dump(renamed))
+        assert west.client is east.client and west.watch is east.watch
+        assert west.private != east.private  # helm's files stay per cluster
+        # Another token is another identity: its own client.
+        rotated = text.replace(TOKEN, "a-different-token")
+        other = await conns.get("tenant", "north", rotated)
+        assert other.client is not east.client and conns.pools() == 2
+        # All clients share one bound on requests in flight.
+        assert east.client.limiter is other.client.limiter
+        assert east.client.limiter is not None and east.client.limiter._value == 7
+        # The shared client lives while one of its clusters does.
+        await conns.forget("fleet", "east")
+        assert conns.pools() == 2 and conns.cached("fleet", "west") is west
+        await conns.forget("fleet", "west")
+        assert conns.pools() == 1
+        # A kubeconfig rotated to the other identity moves the cluster to that client.
+        moved = await conns.get("fleet", "east", rotated)
+        assert moved.client is other.client and conns.pools() == 1
+        await conns.close()
+        assert conns.pools() == 0
+
+    asyncio.run(scenario())
+
+
+def test_identity_is_server_and_credentials() -> None:
+    base = yaml.safe_load(_kubeconfig())
+    same = kubeconfig.parse(yaml.safe_dump(base))
+    base["contexts"][0]["context"]["namespace"] = "team-a"  # not part of the identity
+    assert connections.identity(kubeconfig.parse(yaml.safe_dump(base))) == \
+        connections.identity(same)
+    base["clusters"][0]["cluster"]["server"] = "https://10.9.8.8:6443"
+    assert connections.identity(kubeconfig.parse(yaml.safe_dump(base))) != \
+        connections.identity(same)
