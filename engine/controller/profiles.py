@@ -26,13 +26,8 @@ log = logging.getLogger("flotilla.controller")
 
 def summaries_of(ctx: context.Context, kind: str, namespace: str,
                  name: str) -> list[dict[str, Any]]:
-    out = []
-    for summary in ctx.store.all("ClusterSummary"):
-        ref = summary.get("spec", {}).get("profileRef", {})
-        if (ref.get("kind"), ref.get("namespace") or "", ref.get("name")) == (kind, namespace,
-                                                                              name):
-            out.append(summary)
-    return out
+    # The store indexes summaries by profile: no scan of the fleet's summaries.
+    return ctx.store.summaries_of(kind, namespace, name)
 
 
 def gone(cache: store.Store, ref: str) -> bool:

@@ -240,3 +240,24 @@ class TestErrorsAndStore:
         cache.drop("WorkloadCluster", "fleet", "a")
         assert cache.take_woken() == {("ClusterProfile", "", "two")}
         assert cache.plan.selection(("ClusterProfile", "", "two")) == {}
+
+    def test_store_finds_a_profiles_summaries_without_a_scan(self) -> None:
+        cache = store.Store()
+
+        def summary(name: str, profile_name: str, rv: str = "1") -> dict[str, Any]:
+            return {"kind": "ClusterSummary", "metadata": {
+                "name": name, "namespace": "fleet", "resourceVersion": rv},
+                "spec": {"profileRef": {"kind": "ClusterProfile", "namespace": "",
+                                        "name": profile_name}}}
+
+        for name, owner in (("s3", "a"), ("s1", "a"), ("s2", "b")):
+            cache.put("ClusterSummary", summary(name, owner))
+        assert [s["metadata"]["name"] for s in cache.summaries_of("ClusterProfile", "", "a")] \
+            == ["s1", "s3"]
+        cache.put("ClusterSummary", summary("s3", "b", rv="2"))  # re-owned (never in practice)
+        cache.drop("ClusterSummary", "fleet", "s2")
+        assert [s["metadata"]["name"] for s in cache.summaries_of("ClusterProfile", "", "a")] \
+            == ["s1"]
+        assert [s["metadata"]["name"] for s in cache.summaries_of("ClusterProfile", "", "b")] \
+            == ["s3"]
+        assert cache.summaries_of("Profile", "", "a") == []
