@@ -29,6 +29,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("failover.py", ("--quick",)),
     ("chaos.py", ("--quick",)),
     ("hostile.py", ("--quick",)),
+    ("scale.py", ("--quick",)),
     ("planner.py", ("--quick",)),
     ("real_charts.py", ("--quick",)),
 )
