@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 # (script, the options of run.py it understands)
 SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fleet_up.py", ("--quick", "--cold")),
+    ("fleet_lean.py", ("--quick",)),
     ("label_to_ready.py", ("--quick",)),
     ("drift_idle.py", ("--quick",)),
     ("rollout_waves.py", ("--quick",)),

@@ -97,8 +97,8 @@ def parser(prog: str = "flotilla") -> argparse.ArgumentParser:
     up.add_argument("--full-management", action="store_true")
     up.add_argument("--lean", action="store_true", help="lean, API-only workload servers "
                     "(fewer API groups, no watch cache…) so 50-100 fit; --full is ignored")
-    up.add_argument("--batch", type=int, default=10, help="API servers started at once; the "
-                    "next batch starts when these are ready")
+    up.add_argument("--start-window", type=int, default=10, help="API servers starting at "
+                    "once; the next starts when one of these is ready (default 10)")
     up.set_defaults(func=Lazy("devfleet", "up_command"))
     for name in ("down", "status"):
         p = df_sub.add_parser(name)

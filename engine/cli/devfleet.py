@@ -25,7 +25,7 @@ def up_command(args: argparse.Namespace) -> int:
     options = fleet.Options(clusters=args.clusters, full=args.full, cpu_nodes=args.cpu_nodes,
                             gpu_nodes=args.gpu_nodes, gpu_product=args.gpu_product,
                             full_management=args.full_management, lean=args.lean,
-                            batch_size=args.batch)
+                            start_window=args.start_window)
     started = fleet.up(args.dir, options)
     for cluster in started.all:
         kind = "full" if cluster.full else "lean" if cluster.lean else "api-only"

@@ -2,8 +2,8 @@
 
 Used by `flotilla dev-fleet`, the pytest fixtures, the benchmarks and the
 demo. One etcd serves every API server through its own `--etcd-prefix`;
-the API servers start in parallel, in batches of ten (each batch ready before
-the next starts, so a hundred servers do not starve each other on two cores);
+the API servers start in parallel, at most ten at a time (the next one starts
+when one of these is ready, so a hundred do not starve each other on two cores);
 "full" clusters add kube-controller-manager, kube-scheduler and the node
 simulator (`engine.devfleet.nodesim`) so Deployments and DaemonSets really
 become ready. `Options(lean=True)` makes every workload cluster an API-only
@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -85,12 +86,12 @@ class Options:
     gpus_per_node: int = 8
     # How long the node simulator lets a run-to-completion (Job, Helm hook) pod run.
     job_seconds: float = 1.0
-    # Per batch of API servers (and again for the full clusters' nodes).
+    # Per API server from its start (and again for the full clusters' nodes).
     timeout: float = 90.0
     # Lean workload API servers (engine.devfleet.lean); they are API-only, `full` is ignored.
     lean: bool = False
-    # API servers started together; the next batch starts when these answer /readyz.
-    batch_size: int = 10
+    # API servers starting at once; the next starts when one of these answers /readyz.
+    start_window: int = 10
 
 
 def _wait_http(url: str, ctx: ssl.SSLContext | None, what: str, log: Path,
@@ -190,11 +191,12 @@ def up(fleet_dir: str | Path, options: Options = Options(), *, bins: Path | None
         (root / "clusters").mkdir(exist_ok=True)
         fleet = Fleet(dir=str(root), etcd_url=etcd_url, management=specs[0],
                       clusters=specs[1:])
-        for batch in lean.batches(specs, options.batch_size):
-            for cluster in batch:
-                _start_apiserver(root, bins, pki, etcd_url, cluster)
-            fleet.save()
-            _wait_ready(root, ctx, batch, time.monotonic() + options.timeout)
+        def start(cluster: Cluster) -> None:
+            _start_apiserver(root, bins, pki, etcd_url, cluster)
+            _wait_ready(root, ctx, [cluster], time.monotonic() + options.timeout)
+
+        lean.windowed(specs, options.start_window, start)
+        fleet.save()
         for cluster in fleet.all:
             if cluster.full:
                 _start_full(root, bins, pki, cluster, options)
@@ -206,7 +208,8 @@ def up(fleet_dir: str | Path, options: Options = Options(), *, bins: Path | None
         raise
 
 
-def _start_apiserver(root: Path, bins: Path, pki: Path, etcd_url: str, cluster: Cluster) -> None:
+def _start_apiserver(root: Path, bins: Path, pki: Path, etcd_url: str, cluster: Cluster,
+                     without: Sequence[str] = ()) -> None:
     """Spawn one cluster's kube-apiserver and write its kubeconfig; fills url/kubeconfig/pids."""
     port = procs.free_port()
     cluster.url = f"https://127.0.0.1:{port}"
@@ -219,13 +222,14 @@ def _start_apiserver(root: Path, bins: Path, pki: Path, etcd_url: str, cluster: 
     # A lower GOGC trades a little CPU for ~20% less resident memory per server.
     cluster.pids["apiserver"] = procs.spawn(
         root, f"{cluster.name}-apiserver",
-        _apiserver_argv(bins, pki, cluster.name, port, etcd_url, lean.flags(cluster.lean)),
-        env=lean.env(cluster.lean))
+        _apiserver_argv(bins, pki, cluster.name, port, etcd_url,
+                        lean.flags(cluster.lean, without=without)),
+        env=lean.env(cluster.lean, without=without))
 
 
 def _wait_ready(root: Path, ctx: ssl.SSLContext, clusters: list[Cluster],
                 deadline: float) -> None:
-    """Readiness checks in parallel: the servers of a batch boot concurrently."""
+    """Readiness checks in parallel: the servers boot concurrently."""
     with ThreadPoolExecutor(max_workers=len(clusters)) as pool:
         list(pool.map(lambda c: _wait_http(
             f"{c.url}/readyz", ctx, f"{c.name} kube-apiserver",
@@ -319,6 +323,23 @@ def start_server(fleet: Fleet, name: str, argv: list[str], timeout: float = 60.0
     _wait_http(f"{cluster.url}/readyz", _client_ssl(root / "pki"), f"{name} kube-apiserver",
                root / f"logs/{name}-apiserver.log", deadline, pid)
     return pid
+
+
+def add_server(fleet: Fleet, name: str, *, lean_server: bool = False,
+               without: Sequence[str] = (), timeout: float = 90.0) -> Cluster:
+    """Start one more API-only workload server on the fleet's etcd; returns when it serves.
+
+    For benchmarks that measure one server at a time (bench/fleet_lean.py takes each
+    lean setting away in turn through `without`). It is recorded in the fleet's pid
+    file, so `down` stops it, but not added to `fleet.clusters`; `procs.stop(pid)`
+    stops it alone.
+    """
+    root = Path(fleet.dir)
+    pki = root / "pki"
+    cluster = Cluster(name=name, url="", kubeconfig="", full=False, lean=lean_server)
+    _start_apiserver(root, testbin.path(), pki, fleet.etcd_url, cluster, without)
+    _wait_ready(root, _client_ssl(pki), [cluster], time.monotonic() + timeout)
+    return cluster
 
 
 def restart_server(fleet: Fleet, name: str, timeout: float = 60.0) -> int:

@@ -5,6 +5,9 @@ Pure (engine.devfleet.lean, the pure parts of engine.devfleet.virtual): no proce
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from engine.devfleet import lean, virtual
@@ -65,25 +68,59 @@ class TestFlags:
         assert all(s.why and (s.flags or s.env) for s in lean.settings())
 
 
-class TestBatches:
-    """API servers start in consecutive groups, order kept, none empty."""
+class TestWindow:
+    """API servers start at most `size` at a time; all start; a failure is raised."""
 
-    def test_groups_of_ten(self) -> None:
-        groups = lean.batches(list(range(25)), 10)
-        assert groups == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
+    def _run(self, items: list[int], size: int, fail: int | None = None
+             ) -> tuple[list[int], int]:
+        lock = threading.Lock()
+        state = {"now": 0, "most": 0}
+        started: list[int] = []
 
-    def test_fewer_than_a_batch(self) -> None:
-        assert lean.batches(["management", "cluster-1"], 10) == [["management", "cluster-1"]]
+        def run(item: int) -> None:
+            with lock:
+                started.append(item)
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+            time.sleep(0.01)
+            with lock:
+                state["now"] -= 1
+            if item == fail:
+                raise RuntimeError(f"server {item} exited")
+
+        lean.windowed(items, size, run)
+        return started, state["most"]
+
+    def test_at_most_size_at_once_and_all_run(self) -> None:
+        started, most = self._run(list(range(25)), 4)
+        assert sorted(started) == list(range(25))
+        assert 1 < most <= 4
+        # Started in order: the management server (first) is never behind a workload one.
+        assert started[0] == 0
+
+    def test_one_at_a_time(self) -> None:
+        started, most = self._run(list(range(5)), 1)
+        assert started == list(range(5)) and most == 1
 
     def test_nothing(self) -> None:
-        assert lean.batches([], 10) == []
+        assert self._run([], 3) == ([], 0)
 
-    def test_size_one(self) -> None:
-        assert lean.batches("abc", 1) == [["a"], ["b"], ["c"]]
+    def test_a_failure_is_raised_and_the_rest_not_started(self) -> None:
+        started: list[int] = []
+
+        def run(item: int) -> None:
+            started.append(item)
+            if item == 2:
+                raise RuntimeError("server 2 exited")
+            time.sleep(0.01)
+
+        with pytest.raises(RuntimeError, match="server 2 exited"):
+            lean.windowed(list(range(200)), 2, run)
+        assert 2 in started and len(started) < 20
 
     def test_size_must_be_positive(self) -> None:
         with pytest.raises(ValueError, match="at least 1"):
-            lean.batches([1], 0)
+            lean.windowed([1], 0, lambda _: None)
 
 
 class TestPlacement:
@@ -134,7 +171,7 @@ class TestTenantObjects:
             objs["ClusterRole"]["metadata"]["name"]
 
     def test_kubeconfig_defaults_to_its_namespace(self) -> None:
-        import yaml
+        import yaml  # what kubectl and the controller read kubeconfigs as
 
         doc = yaml.safe_load(virtual.render_kubeconfig(
             name="vc-0001", server="https://127.0.0.1:6443", ca=b"CA", token="t0k"))
