@@ -157,8 +157,15 @@ class Run:
 
         async def one(namespace: str, name: str) -> None:
             async with gate:
-                await self.mgmt.patch(api.API_VERSION, api.WORKLOAD_CLUSTER, namespace, name,
-                                      patch)
+                for attempt in range(3):  # a loaded machine may time a request out
+                    try:
+                        await self.mgmt.patch(api.API_VERSION, api.WORKLOAD_CLUSTER, namespace,
+                                              name, patch)
+                        break
+                    except kube.Unreachable:
+                        if attempt == 2:
+                            raise
+                        await asyncio.sleep(1.0)
                 done[name] = time.monotonic()
 
         await asyncio.gather(*(one(ns, name) for ns, name in names))

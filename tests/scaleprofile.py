@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from engine import api
+from engine import api, errors
 from engine.adapters import kube, kubeconfig
 
 Obj = dict[str, Any]
@@ -29,6 +29,7 @@ NS_TEMPLATE = "{{ cluster.metadata.name }}"
 SHAPE = (("ConfigMap", 8), ("Secret", 4), ("ServiceAccount", 4), ("Service", 4))
 OBJECTS = sum(n for _, n in SHAPE)
 VERSION_KEY = "bench.flotilla.dev/version"
+READ_ATTEMPTS = 5
 
 
 def object_names() -> dict[str, list[str]]:
@@ -84,11 +85,22 @@ async def holdings(server_kubeconfigs: list[str]) -> dict[str, Counter[str]]:
     wanted = {kind: set(names) for kind, names in object_names().items()}
     found: dict[str, Counter[str]] = {}
 
+    async def listed(client: kube.Client, kind: str) -> list[Obj]:
+        # A loaded machine may keep a server from answering in time: ask again.
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return await client.list("v1", kind)
+            except errors.RetriableError:
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(2.0)
+        return []
+
     async def server(path: str) -> None:
         client = kube.Client(kubeconfig.load(path), name=path)
         try:
             for kind, names in wanted.items():
-                for obj in await client.list("v1", kind):
+                for obj in await listed(client, kind):
                     meta = obj["metadata"]
                     if meta["name"] not in names:
                         continue
