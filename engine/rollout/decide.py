@@ -14,7 +14,8 @@ applies (see `engine.rollout`): pure, and `now` is an argument.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import operator
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.model import quantities
@@ -54,24 +55,55 @@ def standing_of(
     progress_deadline: float,
 ) -> tuple[Standing, str]:
     """Classify one cluster for the target `revision`; the text is a failure reason."""
-    on_target = cluster.assigned == revision and cluster.current_revision == revision
-    if on_target and cluster.healthy:
+    return _standing(cluster, revision, now, min_success_time, progress_deadline)
+
+
+def _standing(
+    cluster: ClusterState, revision: int, now: float, min_success_time: float,
+    progress_deadline: float,
+) -> tuple[Standing, str]:
+    # Positional and without the `assigned` property: a decision classifies every
+    # matched cluster (thousands per profile at fleet scale), so call cost counts.
+    current = cluster.current_revision
+    target = cluster.target_revision
+    assigned = target if target is not None else current
+    if assigned == revision and current == revision and cluster.healthy:
         # A missing healthy_since counts as "just now": the soak is then only
         # satisfied by time passing, never assumed.
         since = cluster.healthy_since if cluster.healthy_since is not None else now
         if min_success_time <= 0 or now - since >= min_success_time:
-            return Standing.DONE, ""
-        return Standing.SOAKING, ""
+            return _DONE
+        return _SOAKING
     if cluster.failed_revision == revision:
         return Standing.FAILED, f"failed at revision {revision} earlier"
-    if cluster.assigned != revision:
-        return Standing.WAITING, ""
+    if assigned != revision:
+        return _WAITING
     started = cluster.update_started
     if started is None or now - started < progress_deadline:
-        return Standing.IN_FLIGHT, ""
+        return _IN_FLIGHT
     if not cluster.reachable:
         return Standing.FAILED, f"unreachable for longer than the {progress_deadline:g}s deadline"
     return Standing.FAILED, f"not healthy at revision {revision} within {progress_deadline:g}s"
+
+
+_DONE = (Standing.DONE, "")
+_SOAKING = (Standing.SOAKING, "")
+_WAITING = (Standing.WAITING, "")
+_IN_FLIGHT = (Standing.IN_FLIGHT, "")
+_key_of = operator.attrgetter("key")
+
+
+def _selector(stage: StagePolicy) -> Callable[[Mapping[str, str]], bool]:
+    """`stage.selects` as one cheap test: one label pair is the common stage selector."""
+    pairs = list((stage.selector_labels or {}).items())
+    if not stage.match_expressions and len(pairs) == 1:
+        ((name, value),) = pairs
+        # As engine.labels.matches reads it: absent labels are no labels.
+        return lambda found: (found or _NO_LABELS).get(name) == value
+    return stage.selects
+
+
+_NO_LABELS: Mapping[str, str] = {}
 
 
 def split_stages(
@@ -84,56 +116,67 @@ def split_stages(
     order (stable across reconciles); a stage with neither takes the rest.
     Clusters no stage claims form an implicit last stage, `REST_STAGE`.
     """
-    ordered = sorted(clusters, key=lambda cluster: cluster.key)
-    keys = [cluster.key for cluster in ordered]
-    if len(set(keys)) != len(keys):
+    ordered = sorted(clusters, key=_key_of)
+    if len(set(map(_key_of, ordered))) != len(ordered):
         raise ValueError("cluster keys must be unique")
     stages = list(policy.stages) or [StagePolicy(name=ALL_STAGE)]
-    claimed: set[str] = set()
+    # The unclaimed clusters, still in key order: each stage takes from the front
+    # or filters, so no stage rescans the clusters earlier stages claimed.
+    free = ordered
     result: list[tuple[StagePolicy, list[ClusterState]]] = []
     for index, stage in enumerate(stages):
-        free = [cluster for cluster in ordered if cluster.key not in claimed]
         if stage.has_selector:
-            members = [cluster for cluster in free if stage.selects(cluster.labels)]
+            selects = _selector(stage)
+            members: list[ClusterState] = []
+            left: list[ClusterState] = []
+            for cluster in free:
+                (members if selects(cluster.labels) else left).append(cluster)
+            free = left
         elif stage.percent is not None:
             share = quantities.parse_int_or_percent(
                 stage.percent, len(ordered), field=f"spec.rollout.stages[{index}].percent"
             )
-            members = free[:share]
+            members, free = free[:share], free[share:]
         else:
-            members = free
-        claimed.update(cluster.key for cluster in members)
+            members, free = free, []
         result.append((stage, members))
-    rest = [cluster for cluster in ordered if cluster.key not in claimed]
-    if rest:
-        result.append((StagePolicy(name=REST_STAGE), rest))
+    if free:
+        result.append((StagePolicy(name=REST_STAGE), free))
     return result
 
 
 @dataclass(frozen=True)
 class _Stage:
-    """One stage with every member classified for the target revision."""
+    """One stage with every member classified for the target revision.
+
+    `by_standing` holds the members of each standing in member (key) order;
+    `reasons` the failure reason of each failed member, in the same order.
+    """
 
     policy: StagePolicy
     members: tuple[ClusterState, ...]
-    standings: dict[str, tuple[Standing, str]]
+    by_standing: dict[Standing, list[ClusterState]]
+    reasons: dict[str, str]
     limit: int
     tolerance: int
     min_success_time: float
 
     def keys(self, standing: Standing) -> list[str]:
-        return [c.key for c in self.members if self.standings[c.key][0] is standing]
+        return list(map(_key_of, self.by_standing[standing]))
+
+    def count(self, standing: Standing) -> int:
+        return len(self.by_standing[standing])
 
     @property
     def breached(self) -> bool:
-        return len(self.keys(Standing.FAILED)) > self.tolerance
+        return len(self.by_standing[Standing.FAILED]) > self.tolerance
 
     @property
     def complete(self) -> bool:
         # Failures within maxFailures do not hold the next stage back: that is
         # what the tolerance is for, and otherwise one dead cluster stalls all.
-        settled = all(s in (Standing.DONE, Standing.FAILED) for s, _ in self.standings.values())
-        return settled and not self.breached
+        unsettled = (Standing.WAITING, Standing.IN_FLIGHT, Standing.SOAKING)
+        return not any(self.by_standing[s] for s in unsettled) and not self.breached
 
 
 def decide(
@@ -149,19 +192,18 @@ def decide(
 
     `last_good` is the revision new clusters join at and failed clusters roll
     back to; `approvals` holds the names of stages approved for `revision`.
+    Cost: a few passes over the clusters, each cheap (no per-cluster rescans),
+    since every profile selecting a changed cluster is decided again.
     """
     stages = [
         _classify(policy, stage, members, revision, now, index=index)
         for index, (stage, members) in enumerate(split_stages(policy, clusters))
     ]
-    by_key = {c.key: c for c in clusters}
-    stage_of = {c.key: stage for stage in stages for c in stage.members}
-    failed = {
-        key: reason
-        for stage in stages
-        for key, (standing, reason) in stage.standings.items()
-        if standing is Standing.FAILED
-    }
+    failed: dict[str, str] = {}
+    failed_state: dict[str, ClusterState] = {}
+    for stage in stages:
+        failed.update(stage.reasons)
+        failed_state.update((c.key, c) for c in stage.by_standing[Standing.FAILED])
     active = next((stage for stage in stages if not stage.complete), None)
     breached = [stage for stage in stages if stage.breached]
     approved = (
@@ -171,27 +213,40 @@ def decide(
 
     moves: dict[str, int] = {}
     if moving and active is not None:
-        free = active.limit - len(active.keys(Standing.IN_FLIGHT))
-        waiting = [by_key[key] for key in active.keys(Standing.WAITING)]
-        # Reachable clusters first: an offline one would hold a slot until its deadline.
-        waiting.sort(key=lambda c: (not c.reachable, c.key))
-        moves.update((c.key, revision) for c in waiting[: max(free, 0)])
+        free = active.limit - active.count(Standing.IN_FLIGHT)
+        waiting = active.by_standing[Standing.WAITING]  # in key order
+        # Reachable clusters first (in key order): an offline one would hold a slot
+        # until its deadline.
+        ranked = [c for c in waiting if c.reachable] + [c for c in waiting if not c.reachable]
+        moves.update((c.key, revision) for c in ranked[: max(free, 0)])
 
     can_roll_back = last_good is not None and last_good != revision
     rolling_back = bool(breached) and policy.on_failure == "Rollback" and can_roll_back
     if rolling_back and not policy.paused and last_good is not None:
         # Only the failed clusters go back; healthy ones at the target stay.
-        moves.update((key, last_good) for key in failed if by_key[key].assigned != last_good)
+        moves.update(
+            (key, last_good) for key, c in failed_state.items() if c.assigned != last_good
+        )
 
-    if can_roll_back and last_good is not None:
-        for cluster in clusters:
+    # One pass over the clusters, in the caller's order: what each runs now, and
+    # the brand-new ones (nothing assigned yet).
+    assign: dict[str, int] = {}
+    newcomers: list[ClusterState] = []
+    for cluster in clusters:
+        target = cluster.target_revision
+        assigned = target if target is not None else cluster.current_revision
+        if assigned is None:
+            newcomers.append(cluster)
+        else:
+            assign[cluster.key] = assigned
+    if can_roll_back and last_good is not None and newcomers:
+        joining = {c.key for c in active.members} if moving and active is not None else set()
+        for cluster in newcomers:
             # A brand-new cluster gets the known-good revision now, unless its
             # stage is moving: then it waits for a slot, to avoid deploying twice.
-            joins_stage = moving and stage_of[cluster.key] is active
-            if cluster.assigned is None and cluster.key not in moves and not joins_stage:
+            if cluster.key not in moves and cluster.key not in joining:
                 moves[cluster.key] = last_good
 
-    assign = {c.key: c.assigned for c in clusters if c.assigned is not None}
     assign.update(moves)
     in_flight = {key for stage in stages for key in stage.keys(Standing.IN_FLIGHT)}
     in_flight.update(key for key, target in moves.items() if target == revision)
@@ -202,7 +257,9 @@ def decide(
         phase = Phase.PAUSED
     elif breached:
         # Rolling back until every failed cluster was reassigned and runs last_good.
-        returning = any(key in moves or by_key[key].current_revision != last_good for key in failed)
+        returning = any(
+            key in moves or c.current_revision != last_good for key, c in failed_state.items()
+        )
         phase = Phase.ROLLING_BACK if rolling_back and returning else Phase.FAILED
     elif not approved:
         phase = Phase.WAITING_APPROVAL
@@ -239,20 +296,19 @@ def _classify(
         if stage.max_update is not None
         else "spec.maxUpdate"
     )
-    standings = {
-        c.key: standing_of(
-            c,
-            revision=revision,
-            now=now,
-            min_success_time=soak,
-            progress_deadline=policy.progress_deadline,
-        )
-        for c in members
-    }
+    by_standing: dict[Standing, list[ClusterState]] = {s: [] for s in Standing}
+    reasons: dict[str, str] = {}
+    deadline = policy.progress_deadline
+    for cluster in members:
+        standing, reason = _standing(cluster, revision, now, soak, deadline)
+        by_standing[standing].append(cluster)
+        if reason:
+            reasons[cluster.key] = reason
     return _Stage(
         policy=stage,
         members=tuple(members),
-        standings=standings,
+        by_standing=by_standing,
+        reasons=reasons,
         limit=max_in_flight(max_update, len(members), field=max_update_field),
         tolerance=quantities.parse_int_or_percent(
             policy.max_failures, len(members), field="spec.rollout.maxFailures"
@@ -264,12 +320,12 @@ def _classify(
 def _report(stage: _Stage) -> StageReport:
     return StageReport(
         name=stage.policy.name,
-        clusters=tuple(c.key for c in stage.members),
+        clusters=tuple(map(_key_of, stage.members)),
         max_in_flight=stage.limit,
         max_failures=stage.tolerance,
-        done=len(stage.keys(Standing.DONE)),
-        in_flight=len(stage.keys(Standing.IN_FLIGHT)),
-        failed=len(stage.keys(Standing.FAILED)),
+        done=stage.count(Standing.DONE),
+        in_flight=stage.count(Standing.IN_FLIGHT),
+        failed=stage.count(Standing.FAILED),
         complete=stage.complete,
     )
 
@@ -286,14 +342,12 @@ def _requeue_after(
     if revision in moves.values():
         due.append(policy.progress_deadline)
     for stage in stages:
-        for c in stage.members:
-            standing = stage.standings[c.key][0]
-            if standing is Standing.IN_FLIGHT:
-                started = c.update_started if c.update_started is not None else now
-                due.append(started + policy.progress_deadline - now)
-            elif standing is Standing.SOAKING:
-                since = c.healthy_since if c.healthy_since is not None else now
-                due.append(since + stage.min_success_time - now)
+        for c in stage.by_standing[Standing.IN_FLIGHT]:
+            started = c.update_started if c.update_started is not None else now
+            due.append(started + policy.progress_deadline - now)
+        for c in stage.by_standing[Standing.SOAKING]:
+            since = c.healthy_since if c.healthy_since is not None else now
+            due.append(since + stage.min_success_time - now)
     positive = [seconds for seconds in due if seconds > 0]
     return min(positive) if positive else None
 
