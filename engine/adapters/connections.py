@@ -131,10 +131,10 @@ class Connections:
         known = self._by_cluster.get((namespace, name))
         if known is not None and known.fingerprint == fingerprint:
             return known
-        config = kubeconfig.parse(kubeconfig_text)  # a bad one leaves the known one in use
         if known is not None:
             del self._by_cluster[(namespace, name)]
             await self._release(known, (namespace, name))
+        config = kubeconfig.parse(kubeconfig_text)
         private = self._private(namespace, name, fingerprint)
         pool = self._pool(config, (namespace, name))
         conn = Connection(name=f"{namespace}/{name}", fingerprint=fingerprint,

@@ -100,11 +100,15 @@ async def _reconcile(ctx: context.Context, namespace: str, name: str) -> float |
         # Exponential backoff per cluster: 2, 4, 8 … seconds, capped.
         return min(2.0 ** min(failures, 6), ctx.settings.max_backoff)
     version, found = probed.version, probed.facts()
+    # A merge patch keeps the keys it does not name: what went away is named as null.
     if found is None:
-        status.pop("facts", None)  # unknown, not zero: a has() guard in CEL tells them apart
+        # Unknown, not zero: a has() guard in CEL tells them apart.
+        status["facts"] = None
+        if "facts" not in old:
+            del status["facts"]
         summary = f"{version}, {probed.nodes_message}"
     else:
-        status["facts"] = found
+        status["facts"] = _gone_as_null(old.get("facts"), found)
         summary = f"{version}, {found['nodes']} nodes, {found['gpuTotal']} GPUs"
     status.update(ready=True, version=version, connection={
         "state": "Healthy", "failures": 0, "message": "", "lastProbeTime": reporting.now()})
@@ -119,6 +123,16 @@ async def _reconcile(ctx: context.Context, namespace: str, name: str) -> float |
                                      message=f"connected: {version}")
         await _warn_insecure(ctx, cluster, old, insecure)
     return None  # the watch has the next news
+
+
+def _gone_as_null(old: Any, new: Any) -> Any:
+    """`new` as a merge patch over `old`: keys only `old` has (a GPU product no node has
+    any more) are named with null, which removes them."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    out = {k: _gone_as_null(old.get(k), v) for k, v in new.items()}
+    out.update({k: None for k in old if k not in new})
+    return out
 
 
 def _tls_condition(conds: list[dict[str, Any]], insecure: bool | None,

@@ -10,7 +10,8 @@ status is written, and the controller's own count of workload requests stays
 under one per cluster — while a Node created on a cluster shows in its facts
 within seconds. A kubeconfig limited to one namespace (its Role may not read
 Nodes or Namespaces) is Ready with no facts, deploys into its namespace and
-watches it for drift.
+watches it for drift. A second WorkloadCluster with the same kubeconfig adds
+no client.
 About 1.5 minutes.
 """
 
@@ -103,12 +104,14 @@ class TestIdle:
     def test_a_new_node_shows_in_facts_at_once(self, engine: Engine, mgmt: Kubectl) -> None:
         work, node = engine.cluster(API_ONLY), f"idle-{uuid.uuid4().hex[:6]}"
 
+        def facts() -> dict[str, Any]:
+            return dict((_cluster(mgmt, API_ONLY).get("status") or {}).get("facts") or {})
+
         def nodes() -> int:
-            return int(((_cluster(mgmt, API_ONLY).get("status") or {}).get("facts") or {})
-                       .get("nodes", -1))
+            return int(facts().get("nodes", -1))
 
         eventually(lambda: nodes() >= 0, timeout=30, what=f"{API_ONLY}'s facts")
-        before = nodes()
+        before, as_before = nodes(), facts()
         work.apply(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Node", "metadata": {"name": node},
             "status": {"capacity": {"cpu": "4", "nvidia.com/gpu": "2"}}}))
@@ -116,10 +119,41 @@ class TestIdle:
             # Well inside the old probe period: the watch's event, not a poll, brought it.
             eventually(lambda: nodes() == before + 1 or None, timeout=OLD_PERIOD / 3,
                        what=f"a node more in {API_ONLY}'s facts")
+            assert facts()["gpuTotal"] == as_before.get("gpuTotal", 0) + 2
         finally:
             work("delete", "node", node, "--ignore-not-found", check=False)
-        eventually(lambda: nodes() == before or None, timeout=OLD_PERIOD / 3,
+        # All of it: the GPU product the node brought goes too (status is merge-patched).
+        eventually(lambda: facts() == as_before or None, timeout=OLD_PERIOD / 3,
                    what=f"the node gone from {API_ONLY}'s facts")
+
+
+class TestSharedClient:
+    """Two WorkloadClusters with the same server and credentials share one client."""
+
+    def test_a_twin_adds_no_client(self, engine: Engine, mgmt: Kubectl,
+                                   fleet: devfleet.Fleet) -> None:
+        _settled(engine, len(fleet.clusters))
+        pools = metric_total(engine, "flotilla_workload_connection_pools")
+        twin = f"twin-{uuid.uuid4().hex[:6]}"
+        mgmt.apply(yaml.safe_dump_all([
+            {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+             "metadata": {"name": f"{twin}-kubeconfig", "namespace": FLEET_NS},
+             "stringData": {"kubeconfig": Path(engine.kubeconfig(API_ONLY)).read_text()}},
+            {"apiVersion": api.API_VERSION, "kind": api.WORKLOAD_CLUSTER,
+             "metadata": {"name": twin, "namespace": FLEET_NS},
+             "spec": {"kubeconfigSecretRef": {"name": f"{twin}-kubeconfig"}}}]))
+        try:
+            eventually(lambda: (_cluster(mgmt, twin).get("status") or {}).get("ready"),
+                       timeout=30, what=f"{twin} ready")
+            # Its facts come from the same watch as API_ONLY's.
+            assert _cluster(mgmt, twin)["status"]["facts"] == \
+                _cluster(mgmt, API_ONLY)["status"]["facts"]
+            assert metric_total(engine, "flotilla_workload_connection_pools") == pools
+        finally:
+            mgmt("delete", "workloadcluster", twin, "-n", FLEET_NS, "--ignore-not-found",
+                 check=False)
+            mgmt("delete", "secret", f"{twin}-kubeconfig", "-n", FLEET_NS,
+                 "--ignore-not-found", check=False)
 
 
 @pytest.fixture

@@ -35,3 +35,15 @@ def test_facts_total_the_digests() -> None:
     assert facts.facts(nodes) == {"nodes": 4, "gpuNodes": 3, "gpus": {"A100": 6, "H100": 1},
                                   "gpuTotal": 7}
     assert facts.facts([]) == {"nodes": 0, "gpuNodes": 0, "gpus": {}, "gpuTotal": 0}
+
+
+def test_facts_gone_are_written_as_null() -> None:
+    """Status is merge-patched: a GPU product no node has any more must be named to go."""
+    from engine.controller.clusters import _gone_as_null
+
+    old = {"nodes": 2, "gpus": {"A100": 2, "H100": 1}, "gpuTotal": 3}
+    new = {"nodes": 1, "gpus": {"A100": 2}, "gpuTotal": 2}
+    assert _gone_as_null(old, new) == {"nodes": 1, "gpus": {"A100": 2, "H100": None},
+                                       "gpuTotal": 2}
+    assert _gone_as_null(None, new) == new  # nothing written before: nothing to remove
+    assert _gone_as_null(new, new) == new  # converged: no nulls, so no write
