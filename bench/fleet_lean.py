@@ -22,7 +22,9 @@
     per_server=ceil(virtual / N))` timed (namespace, ServiceAccount, Role,
     RoleBinding, ClusterRole, ClusterRoleBinding and TokenRequest on the
     workload server, kubeconfig Secret and WorkloadCluster on management, per
-    virtual cluster); then the lean servers' memory again.
+    virtual cluster), with the CPU seconds it cost the servers, etcd and the
+    registering process (what it would take on an idle machine); then the lean
+    servers' memory again.
 
 Each fleet is stopped with `fleet.down` in a `finally`. `--quick`: sizes 5,10,
 100 virtual clusters, 1 rep, 3 s settle.
@@ -158,13 +160,20 @@ def at_scale(sizes: list[int], total_virtual: int, settle: float) -> list[list[o
                 bl.heading(f"(c) {total_virtual} virtual clusters on {n} lean API servers")
                 admin.install(started.management.kubeconfig, crds=bl.ROOT / "crds",
                               catalog=bl.ROOT / "catalog")
+                servers_before = sum(bl.cpu_times(p).own for p in pids)
+                ours_before = time.process_time()
                 watch = bl.Stopwatch()
                 made = virtual.register_virtual(started, per_server=per_server,
                                                 total=total_virtual, labels={"bench": "lean"})
                 took = watch.elapsed()
+                ours = time.process_time() - ours_before
+                servers = sum(bl.cpu_times(p).own for p in pids) - servers_before
                 bl.note(virtual.describe(made))
                 bl.note(f"registered in {bl.seconds(took)} "
-                        f"({len(made) / took:.0f} virtual clusters/s)")
+                        f"({len(made) / took:.0f} virtual clusters/s, load "
+                        f"{os.getloadavg()[0]:.1f}); CPU: {servers:.1f} s API servers + etcd, "
+                        f"{ours:.1f} s this process ({(servers + ours) / len(made) * 1000:.0f} "
+                        "ms per virtual cluster)")
                 rss, anon = _server_memory(started)
                 row += [f"{len(made)} in {bl.seconds(took)}",
                         bl.mib(int(statistics.median(anon)))]

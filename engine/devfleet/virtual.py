@@ -208,7 +208,11 @@ async def register_virtual_async(
             return VirtualCluster(name=name, server=server.name, url=server.url,
                                   kubeconfig=str(path))
 
-        made = await asyncio.gather(*(one(n, servers[s]) for n, s in pairs))
+        # Started round-robin over the servers, so the clusters in flight at any moment
+        # load every server a little rather than two or three servers fully.
+        spread = sorted(range(len(pairs)), key=lambda i: (i % per_server, i // per_server))
+        done = await asyncio.gather(*(one(pairs[i][0], servers[pairs[i][1]]) for i in spread))
+        made = [c for _, c in sorted(zip(spread, done, strict=True))]
     finally:
         await asyncio.gather(mgmt.close(), *(c.close() for c in clients.values()))
     _save(fleet, made)
