@@ -18,9 +18,10 @@ timed from the watch of the profile's ClusterSummaries (`scalekit.Timeline`):
    counters are read every few seconds until two intervals in a row show
    no write and at most the idle limit of requests;
 6. **unlabel → withdrawn**: until every summary is gone;
-7. optional: the lean servers registered once more each with their admin
-   kubeconfig ("real" clusters) and one chart deployed to them;
-8. optional: K shard controllers, label-all → deployed again.
+7. optional: K shard controllers against one fresh controller, label-all →
+   deployed again for each;
+8. optional: the lean servers registered once more each with their admin
+   kubeconfig ("real" clusters) and one chart deployed to them.
 """
 
 from __future__ import annotations
@@ -461,10 +462,10 @@ async def measure(opts: Options, work: Path, repo: ChartRepo | None) -> Result:
             await run.restart()
             run.result.withdraw_total = await run.withdraw()
             run.totals()
+            if opts.shards > 1:  # before the chart phase: its clusters would join the count
+                await run.sharded(opts.shards)
             if opts.chart and repo is not None:
                 await run.chart(repo)
-            if opts.shards > 1:
-                await run.sharded(opts.shards)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
