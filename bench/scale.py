@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scale.py [--quick] [--sizes 10,100,1000] [--per-server K]
         [--shards K] [--idle S] [--settle S] [--timeout S] [--no-chart] [--no-planner]
-        [--keep DIR] [--cprofile]
+        [--keep DIR] [--cprofile] [--brief]
 
 For each N (default 10 and 100; `--sizes 10,100,1000` for the big run;
 `--quick`: 10 only, short windows) a lean fleet with ceil(N / K) workload
@@ -62,9 +62,11 @@ ROWS: list[Row] = [
      lambda r: f"{r.cpu_seconds:.0f} ({r.helm_cpu_seconds:.0f})"),
     ("controller peak RSS (VmHWM)", "<= 600 MiB", lambda r: bl.mib(r.rss_peak_kib)),
     ("management objects written: label-all / change", "",
-     lambda r: f"{r.label_mgmt_writes:.0f} / {r.change_mgmt_writes:.0f}"),
+     lambda r: f"{r.label_mgmt_writes:.0f} / "
+     + ("-" if r.brief else f"{r.change_mgmt_writes:.0f}")),
     ("workload requests per cluster: label-all / change", "",
-     lambda r: f"{r.label_workload_per_cluster:.1f} / {r.change_workload_per_cluster:.1f}"),
+     lambda r: f"{r.label_workload_per_cluster:.1f} / "
+     + ("-" if r.brief else f"{r.change_workload_per_cluster:.1f}")),
     ("restart -> idle", "", lambda r: "not idle" if r.restart_idle is None
      else f"{r.restart_idle:.0f} s"),
     ("  writes after restart: management / workload", "0 / 0",
@@ -82,6 +84,11 @@ ROWS: list[Row] = [
 ]
 
 
+# The rows of phases that --brief skips.
+FULL_ONLY = {"profile change -> fleet converged", "unlabel -> all withdrawn", "restart -> idle",
+             "  writes after restart: management / workload"}
+
+
 def exponent(small: float, big: float, n_small: int, n_big: int) -> str:
     """The b of cost ~ N^b between two sizes."""
     if small <= 0 or big <= 0:
@@ -95,7 +102,8 @@ def print_table(results: list[sr.Result], shards: int) -> None:
         bl.note(f"N={r.clusters}: {r.clusters} WorkloadClusters on {r.servers} lean API servers, "
                 f"{r.per_server} per server; the controller is not told")
     headers = ["figure", "target", *[f"N={r.clusters}" for r in results]]
-    rows = [[name, target, *[show(r) for r in results]] for name, target, show in ROWS]
+    rows = [[name, target, *["-" if r.brief and name in FULL_ONLY else show(r) for r in results]]
+            for name, target, show in ROWS]
     print(bl.table(headers, rows), flush=True)
     if shards > 1:
         bl.note(f"shards: {shards} controllers (the default one plus shard keys s1..s"
@@ -179,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-planner", action="store_true", help="skip the planner figures")
     parser.add_argument("--keep", type=Path, default=None,
                         help="copy the controller logs (and --cprofile output) to this folder")
+    parser.add_argument("--brief", action="store_true",
+                        help="connect, label-all and the idle window only (for a loaded machine)")
     parser.add_argument("--cprofile", action="store_true",
                         help="run the controller under cProfile (slower; for finding hot paths)")
     args = parser.parse_args(argv)
@@ -196,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             per_server = args.per_server or (10 if n <= 100 else 20)
             opts = sr.Options(clusters=n, per_server=per_server, idle=idle, settle=settle,
                               timeout=args.timeout, chart=not args.no_chart, shards=args.shards,
-                              keep=args.keep, cprofile=args.cprofile)
+                              keep=args.keep, cprofile=args.cprofile, brief=args.brief)
             size_dir = work / f"n{n}"
             try:
                 results.append(asyncio.run(sr.measure(opts, size_dir, repo)))

@@ -58,6 +58,7 @@ class Options:
     shards: int = 1
     keep: Path | None = None  # copy controller logs (and cProfile output) here
     cprofile: bool = False  # run the controller under cProfile (bench/scale.py --cprofile)
+    brief: bool = False  # connect, label-all and idle only (bench/scale.py --brief)
 
 
 @dataclass
@@ -102,6 +103,7 @@ class Result:
     shard_label_p50: float | None = None
     shard_cpu_seconds: float | None = None
     shard_rss_peak_kib: int | None = None
+    brief: bool = False  # only connect, label-all and idle ran
     load_start: str = ""
     load_end: str = ""
     notes: list[str] = field(default_factory=list)
@@ -458,6 +460,11 @@ async def measure(opts: Options, work: Path, repo: ChartRepo | None) -> Result:
             await run.create_profile()
             await run.label_all()
             await run.idle()
+            if opts.brief:
+                run.result.brief = True
+                run.totals()
+                run.result.load_end = bl.machine()
+                return run.result
             await run.change()
             await run.restart()
             run.result.withdraw_total = await run.withdraw()
