@@ -24,6 +24,7 @@ from pathlib import Path
 import benchlib as bl
 import scalekit as sk
 
+from engine import errors
 from engine.cli import admin
 from engine.devfleet import fleet, virtual
 
@@ -57,8 +58,7 @@ class Setup:
             admin.install(started.management.kubeconfig, crds=bl.ROOT / "crds",
                           catalog=bl.ROOT / "catalog")
             watch = bl.Stopwatch()
-            registered = virtual.register_virtual(started, per_server=per_server,
-                                                  total=clusters, labels={})
+            registered = _register(started, per_server, clusters)
             took = watch.elapsed()
             found = [Virtual(name=v.name, namespace=virtual.FLEET_NAMESPACE, server=v.server)
                      for v in registered]
@@ -98,3 +98,18 @@ class Setup:
             watch = time.monotonic()
             fleet.down(self.fleet.dir)
             bl.note(f"fleet down in {bl.seconds(time.monotonic() - watch)}")
+
+
+def _register(started: fleet.Fleet, per_server: int, clusters: int,
+              attempts: int = 3) -> list[virtual.VirtualCluster]:
+    """register_virtual, again when a loaded server timed a request out (it is idempotent)."""
+    for attempt in range(attempts):
+        try:
+            return virtual.register_virtual(started, per_server=per_server, total=clusters,
+                                            labels={})
+        except errors.RetriableError as exc:
+            if attempt == attempts - 1:
+                raise
+            bl.note(f"registration interrupted ({exc.__class__.__name__}); again")
+            time.sleep(5)
+    raise AssertionError("unreachable")
