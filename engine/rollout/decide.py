@@ -17,6 +17,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
 
 from engine.model import quantities
 from engine.rollout.policy import (
@@ -91,6 +92,8 @@ _SOAKING = (Standing.SOAKING, "")
 _WAITING = (Standing.WAITING, "")
 _IN_FLIGHT = (Standing.IN_FLIGHT, "")
 _key_of = operator.attrgetter("key")
+_labels_of = operator.attrgetter("labels")
+_assigned_of = operator.attrgetter("assigned")
 
 
 def _selector(stage: StagePolicy) -> Callable[[Mapping[str, str]], bool]:
@@ -126,12 +129,9 @@ def split_stages(
     result: list[tuple[StagePolicy, list[ClusterState]]] = []
     for index, stage in enumerate(stages):
         if stage.has_selector:
-            selects = _selector(stage)
-            members: list[ClusterState] = []
-            left: list[ClusterState] = []
-            for cluster in free:
-                (members if selects(cluster.labels) else left).append(cluster)
-            free = left
+            chosen = list(map(_selector(stage), map(_labels_of, free)))
+            members = list(compress(free, chosen))
+            free = list(compress(free, map(operator.not_, chosen)))
         elif stage.percent is not None:
             share = quantities.parse_int_or_percent(
                 stage.percent, len(ordered), field=f"spec.rollout.stages[{index}].percent"
@@ -230,15 +230,13 @@ def decide(
 
     # One pass over the clusters, in the caller's order: what each runs now, and
     # the brand-new ones (nothing assigned yet).
-    assign: dict[str, int] = {}
+    revisions = list(map(_assigned_of, clusters))
+    assign: dict[str, int] = dict(zip(map(_key_of, clusters), revisions, strict=True))
     newcomers: list[ClusterState] = []
-    for cluster in clusters:
-        target = cluster.target_revision
-        assigned = target if target is not None else cluster.current_revision
-        if assigned is None:
-            newcomers.append(cluster)
-        else:
-            assign[cluster.key] = assigned
+    if None in revisions:
+        newcomers = [cluster for cluster in clusters if assign[cluster.key] is None]
+        for cluster in newcomers:
+            del assign[cluster.key]
     if can_roll_back and last_good is not None and newcomers:
         joining = {c.key for c in active.members} if moving and active is not None else set()
         for cluster in newcomers:
@@ -299,7 +297,15 @@ def _classify(
     by_standing: dict[Standing, list[ClusterState]] = {s: [] for s in Standing}
     reasons: dict[str, str] = {}
     deadline = policy.progress_deadline
+    waiting = by_standing[Standing.WAITING]
     for cluster in members:
+        target = cluster.target_revision
+        if (target if target is not None else cluster.current_revision) != revision and (
+                cluster.failed_revision != revision):
+            # What `_standing` says for a cluster not told to move and not failed
+            # here: the common case while a rollout waits, so no call for it.
+            waiting.append(cluster)
+            continue
         standing, reason = _standing(cluster, revision, now, soak, deadline)
         by_standing[standing].append(cluster)
         if reason:

@@ -21,7 +21,7 @@ from engine import labels
 from engine.rollout import decide as fast
 from engine.rollout.policy import ClusterState, RolloutPolicy, StagePolicy
 
-SETTINGS = settings(max_examples=300, deadline=None, database=None)
+SETTINGS = settings(max_examples=200, deadline=None, database=None)
 REVISIONS = st.sampled_from([None, 1, 2])
 TIMES = st.sampled_from([None, -5000.0, -100.0, -10.0, 0.0, 5.0])
 RINGS = ["canary", "early", "main"]
