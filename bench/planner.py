@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine import catalog, errors
-from engine.controller import store  # the cache alone: no kopf, no I/O
+from engine.controller import rollout_states, store  # no kopf, no I/O
 from engine.model import types
 from engine.rollout import decide, policy
 
@@ -165,11 +165,32 @@ def policy_of(spec: types.ProfileSpec) -> policy.RolloutPolicy:
             for s in ro.stages))
 
 
+def summary_body(namespace: str, name: str, version: int) -> dict[str, Any]:
+    """A ClusterSummary as the rollout step reads it: revision 1 provisioned, healthy."""
+    stamp = "2026-12-01T10:05:00Z"
+    return {"apiVersion": "flotilla.dev/v1alpha1", "kind": "ClusterSummary",
+            "metadata": {"name": f"p-{name}", "namespace": namespace,
+                         "resourceVersion": str(version)},
+            "spec": {"clusterRef": {"namespace": namespace, "name": name}, "revision": 1,
+                     "assignedAt": stamp},
+            "status": {"phase": "Provisioned", "revision": 1, "healthy": True,
+                       "healthySince": stamp}}
+
+
 class Planner:
-    """The controller's per-profile decision, without its I/O."""
+    """The controller's per-profile decision, without its I/O.
+
+    Cluster states come from the rollout step's own builder and cache
+    (`engine.controller.rollout_states`), fed the cached WorkloadCluster and a
+    ClusterSummary per cluster (one shared by every profile: the states only
+    read it, and the cache is per profile).
+    """
 
     def __init__(self, cache: store.Store, entries: Mapping[str, types.CatalogServiceSpec]):
         self.cache, self.entries = cache, entries
+        self.states = rollout_states.StateCache()
+        self.summaries = {key: summary_body(*key, 5 * 10**6 + i)
+                          for i, key in enumerate(cache.keys("WorkloadCluster"))}
 
     def selections(self, kind: str, namespace: str, name: str) -> dict[tuple[str, str], str]:
         """profiles._selections: the index's answer plus the dependsOn union."""
@@ -195,13 +216,11 @@ class Planner:
         spec = types.ProfileSpec.from_dict(body.get("spec") or {})
         chosen = self.selections(kind, namespace, name)
         catalog.resolve(spec, self.entries)
-        states = []
-        for cns, cname in sorted(chosen):
-            cluster = self.cache.get("WorkloadCluster", cns, cname) or {}
-            states.append(policy.ClusterState(
-                key=f"{cns}/{cname}", labels=cluster["metadata"].get("labels") or {},
-                current_revision=1, target_revision=1, healthy=True, healthy_since=0.0,
-                reachable=bool((cluster.get("status") or {}).get("ready", True))))
+        keys = sorted(chosen)
+        get = self.cache.get
+        states = self.states.states((kind, namespace, name), keys,
+                                    [self.summaries[key] for key in keys],
+                                    [get("WorkloadCluster", *key) for key in keys], {})
         # A re-plan towards revision 2: every cluster runs revision 1, healthy.
         return decide.decide(policy_of(spec), revision=2, last_good=1, clusters=states,
                              now=time.time())
@@ -225,8 +244,9 @@ CHANGES = ("team", "tier", "ready")
 
 
 def changed_cluster(body: dict[str, Any], change: str, rep: int) -> dict[str, Any]:
-    """A new version of a cluster body, as a watch event delivers it."""
-    out = {**body, "metadata": {**body["metadata"], "resourceVersion": str(10**7 + rep)}}
+    """A new version of a cluster body, as a watch event delivers it (a new resourceVersion)."""
+    version = 10**7 + rep * len(CHANGES) + CHANGES.index(change)
+    out = {**body, "metadata": {**body["metadata"], "resourceVersion": str(version)}}
     labels = dict(out["metadata"]["labels"])
     if change == "team":
         labels["team"] = TEAMS[(TEAMS.index(labels["team"]) // 2 * 2 + 2 * (1 + rep % 9)) % 20]

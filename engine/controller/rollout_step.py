@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import api
-from engine.controller import context, revisions
+from engine.controller import context, revisions, rollout_states
 from engine.model import types
 from engine.rollout import decide, policy
 
@@ -31,13 +31,11 @@ class Outcome:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
 
 
-def _seconds(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+# Every profile's cluster states, kept between reconciles: a state is rebuilt only
+# when its WorkloadCluster, its ClusterSummary or its failed revision changed (see
+# rollout_states). Process-wide like a memo of a pure function: an entry is correct
+# for whoever asks, since what it was built from is part of its key.
+STATES = rollout_states.StateCache()
 
 
 def policy_of(spec: types.ProfileSpec) -> policy.RolloutPolicy:
@@ -80,24 +78,12 @@ async def assign(ctx: context.Context, profile: dict[str, Any], spec: types.Prof
         rev, _, stage = entry.strip().partition(":")
         if rev == f"r{revision}" and stage:
             approvals.add(stage)  # approvals count for one revision only
-    key_of: dict[str, str] = {}
-    states = []
-    for sname, (cns, cname, _) in wanted.items():
-        key = f"{cns}/{cname}"
-        key_of[key] = sname
-        summary = by_name.get(sname) or {}
-        sspec, st = summary.get("spec") or {}, summary.get("status") or {}
-        current = st.get("revision") if st.get("phase") in ("Provisioned", "Failed") else None
-        cluster = ctx.store.get("WorkloadCluster", cns, cname) or {}
-        states.append(policy.ClusterState(
-            key=key, labels=(cluster.get("metadata") or {}).get("labels") or {},
-            current_revision=int(current) if current is not None else None,
-            target_revision=int(sspec["revision"]) if sspec.get("revision") else None,
-            healthy=bool(st.get("healthy")) and st.get("phase") == "Provisioned",
-            healthy_since=_seconds(st.get("healthySince")),
-            update_started=_seconds(sspec.get("assignedAt")),
-            reachable=bool((cluster.get("status") or {}).get("ready", True)),
-            failed_revision=failed_at.get(key)))
+    key_of = {f"{cns}/{cname}": sname for sname, (cns, cname, _) in wanted.items()}
+    keys = [(cns, cname) for cns, cname, _ in wanted.values()]
+    meta = profile["metadata"]
+    owner = (profile.get("kind"), meta.get("namespace") or "", meta["name"], meta.get("uid"))
+    states = STATES.states(owner, keys, [by_name.get(sname) for sname in wanted],
+                           [ctx.store.get("WorkloadCluster", *key) for key in keys], failed_at)
     decision = decide.decide(
         policy_of(spec), revision=revision,
         last_good=int(last_good) if last_good is not None else None, clusters=states,
