@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine import api
 from engine.adapters import kube, kubeconfig
@@ -40,7 +41,9 @@ FLEET_NAMESPACE = "fleet"  # where the tests and benchmarks register clusters
 SERVICE_ACCOUNT = "flotilla"
 TOKEN_SECONDS = 365 * 24 * 3600
 CONCURRENCY = 48
+ATTEMPTS = 3  # per step, when the server does not answer (an overloaded machine)
 _RBAC = "rbac.authorization.k8s.io/v1"
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -194,13 +197,14 @@ async def register_virtual_async(
                 f"--kubeconfig {fleet.management.kubeconfig}` first") from exc
         await mgmt.apply({"apiVersion": "v1", "kind": "Namespace",
                           "metadata": {"name": management_namespace}})
-        # Discovery once per server, before hundreds of writes would each look kinds up.
-        await asyncio.gather(*(_discover(c) for c in clients.values()), _discover(mgmt))
         gate = asyncio.Semaphore(concurrency)
+        # Discovery once per server, before hundreds of writes would each look kinds up.
+        await asyncio.gather(*(_patiently(gate, functools.partial(_discover, c))
+                               for c in [*clients.values(), mgmt]))
 
         async def one(name: str, server: Cluster) -> VirtualCluster:
             async with gate:
-                token = await _tenant(clients[server.name], name)
+                token = await _patiently(None, lambda: _tenant(clients[server.name], name))
                 text = render_kubeconfig(name=name, server=server.url, token=token,
                                          ca=configs[server.name].ca_data or b"")
                 path = kubeconfig.write_private(folder / f"{name}.kubeconfig", text)
@@ -232,6 +236,25 @@ def register_virtual(
     return asyncio.run(register_virtual_async(
         fleet, per_server=per_server, total=total, management_namespace=management_namespace,
         labels=labels, prefix=prefix, concurrency=concurrency))
+
+
+async def _patiently(gate: asyncio.Semaphore | None, call: Callable[[], Awaitable[R]]) -> R:
+    """`await call()`, again after a pause when the server did not answer.
+
+    On two cores shared by a hundred API servers a TLS connection can take longer
+    than the client's 5 s connect timeout; every step here is safe to repeat.
+    """
+    for attempt in range(ATTEMPTS):
+        try:
+            if gate is None:
+                return await call()
+            async with gate:
+                return await call()
+        except kube.Unreachable:
+            if attempt == ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 async def _discover(client: kube.Client) -> None:
