@@ -76,8 +76,15 @@ def shielded() -> Iterator[None]:
         _raise_for(signum)
 
 
+# The folders this process made: leftovers are judged on these alone, so another
+# benchmark's fleet running beside this one is not reported as ours.
+_MADE: list[Path] = []
+
+
 def temp_dir(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"flotilla-bench-{prefix}-", dir=TMP))
+    made = Path(tempfile.mkdtemp(prefix=f"flotilla-bench-{prefix}-", dir=TMP))
+    _MADE.append(made)
+    return made
 
 
 def remove_tree(path: Path) -> None:
@@ -95,7 +102,9 @@ def remove_tree(path: Path) -> None:
 
 def leftovers() -> list[str]:
     """Processes still running with one of our /tmp folders in their command line: none, we hope."""
-    found = []
+    found: list[str] = []
+    if not _MADE:
+        return found
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -104,7 +113,7 @@ def leftovers() -> list[str]:
         except OSError:
             continue
         text = " ".join(a.decode(errors="replace") for a in argv if a)
-        if f"{TMP}/flotilla-bench-" in text:
+        if any(str(folder) in text for folder in _MADE):
             found.append(f"{entry.name} {text[:120]}")
     return found
 
