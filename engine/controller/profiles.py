@@ -273,6 +273,9 @@ async def _finalize(ctx: context.Context, body: dict[str, Any],
     if existing:
         return 1.0  # come back when the summaries have withdrawn and gone
     meta = body["metadata"]
+    # The profile's kept rollout states go with it (owner as rollout_step.assign names it).
+    rollout_step.STATES.forget((body.get("kind"), meta.get("namespace") or "", meta["name"],
+                                meta.get("uid")))
     finalizers = [f for f in meta.get("finalizers") or [] if f != api.PROFILE_FINALIZER]
     with contextlib.suppress(kube.NotFound):
         await ctx.mgmt.patch(body["apiVersion"], body["kind"], meta.get("namespace") or None,
