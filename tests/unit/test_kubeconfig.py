@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import ssl
 import stat
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,16 @@ class TestFields:
         assert config.tls_server_name == "api.internal"
         assert config.proxy_url == "http://proxy.corp:3128"
         assert config.insecure
+
+    def test_a_named_ca_is_the_only_one_trusted(self) -> None:
+        """As client-go: certificate-authority-data replaces the system's roots."""
+        system = len(ssl.create_default_context().get_ca_certs())
+        assert system > 0, "control: this machine has system roots to leave out"
+        named = parse(doc()).ssl_context().get_ca_certs()
+        assert len(named) == 1
+        unnamed = doc()
+        del unnamed["clusters"][0]["cluster"]["certificate-authority-data"]
+        assert len(parse(unnamed).ssl_context().get_ca_certs()) == system
 
     def test_socks_proxy_is_refused_by_name(self) -> None:
         assert "socks5" in str(refused(doc(cluster={"proxy-url": "socks5://p:1080"})))
