@@ -10,9 +10,12 @@ cached bodies carry them) and 50 profiles (label selectors, matchExpressions,
 clusterSelectorCEL, a few namespaced Profiles and dependsOn; 5 catalog
 services each; rollout stages), fills the controller's own cache
 (`engine.controller.store.Store`, which feeds `engine.planindex`) and measures
-a full re-plan: the selection (the index, with the dependsOn union of
-`profiles._selections`), the release plans (`catalog.resolve`) and the staged
-rollout decision (`rollout.decide`) of every profile the change touched.
+a full re-plan through the controller's own functions: the parsed spec and the
+catalog check (`Store.profile_spec`, `Store.check_releases`: `catalog.resolve`),
+the selection (`profiles._selections`: the index, with the dependsOn union), the
+clusters read per row (`rollout_step.cluster_rows`), the states
+(`rollout_states`) and the staged rollout decision (`rollout.decide`) of every
+profile the change touched.
 
 (a) one production cluster changes, three ways: its team label moves (selections
     change), its tier label changes (the rollout stages select by it: every
@@ -40,12 +43,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
-from engine import catalog, errors
-from engine.controller import rollout_states, store  # no kopf, no I/O
-from engine.model import types
+# The controller's own functions (no kopf; nothing here does I/O).
+from engine.controller import profiles as controller_profiles
+from engine.controller import rollout_states, rollout_step, store
 from engine.rollout import decide, policy
 
 REGIONS = ("us-east", "us-west", "eu-west", "eu-central", "ap-south", "ap-northeast")
@@ -139,30 +142,16 @@ def profile_spec(i: int) -> tuple[str, str, dict[str, Any]]:
     return kind, namespace, spec
 
 
-def catalog_entries() -> dict[str, types.CatalogServiceSpec]:
-    out = {}
-    for name in SERVICES:
-        out[name] = types.CatalogServiceSpec.from_dict({
-            "releaseNamespace": f"{name}-system",
-            "dependsOn": ["cert-manager"] if name != "cert-manager" else [],
-            "versions": [{"version": v, "chart": {
-                "repositoryURL": f"https://charts.example/{name}", "chartName": name,
-                "chartVersion": v}, "values": {"image": {"tag": v}}}
-                for v in ("1.0.0", "1.1.0", "1.2.3")]}, name=name)
-    return out
-
-
-def policy_of(spec: types.ProfileSpec) -> policy.RolloutPolicy:
-    """As the controller's rollout step builds it (rollout_step.policy_of)."""
-    ro = spec.rollout or types.RolloutSpec()
-    return policy.RolloutPolicy(
-        max_update=spec.max_update, max_failures=ro.max_failures,
-        progress_deadline=ro.progress_deadline, min_success_time=ro.min_success_time,
-        stages=tuple(policy.StagePolicy(
-            name=s.name, percent=s.percent, max_update=s.max_update,
-            selector_labels=dict(s.cluster_selector.match_labels) if s.cluster_selector else None,
-            match_expressions=s.cluster_selector.match_expressions if s.cluster_selector else ())
-            for s in ro.stages))
+def catalog_bodies() -> list[dict[str, Any]]:
+    """The CatalogService objects the profiles' services resolve against."""
+    return [{"apiVersion": "flotilla.dev/v1alpha1", "kind": "CatalogService",
+             "metadata": {"name": name, "resourceVersion": str(100 + n)}, "spec": {
+                 "releaseNamespace": f"{name}-system",
+                 "dependsOn": ["cert-manager"] if name != "cert-manager" else [],
+                 "versions": [{"version": v, "chart": {
+                     "repositoryURL": f"https://charts.example/{name}", "chartName": name,
+                     "chartVersion": v}, "values": {"image": {"tag": v}}}
+                     for v in ("1.0.0", "1.1.0", "1.2.3")]}} for n, name in enumerate(SERVICES)]
 
 
 def summary_body(namespace: str, name: str, version: int) -> dict[str, Any]:
@@ -180,50 +169,37 @@ def summary_body(namespace: str, name: str, version: int) -> dict[str, Any]:
 class Planner:
     """The controller's per-profile decision, without its I/O.
 
-    Cluster states come from the rollout step's own builder and cache
-    (`engine.controller.rollout_states`), fed the cached WorkloadCluster and a
-    ClusterSummary per cluster (one shared by every profile: the states only
-    read it, and the cache is per profile).
+    Calls what `profiles.reconcile` calls: the parsed spec (`Store.profile_spec`),
+    the selection (`profiles._selections`), the catalog check
+    (`Store.check_releases`), the policy (`rollout_step.policy_of`) and the
+    clusters read as the rollout step reads them (`rollout_step.cluster_rows`). Cluster states
+    come from the rollout step's own builder and cache
+    (`engine.controller.rollout_states`), fed a ClusterSummary per cluster (one
+    shared by every profile: the states only read it, and the cache is per profile).
     """
 
-    def __init__(self, cache: store.Store, entries: Mapping[str, types.CatalogServiceSpec]):
-        self.cache, self.entries = cache, entries
+    def __init__(self, cache: store.Store):
+        self.cache = cache
+        self.ctx = SimpleNamespace(store=cache)  # all `_selections` reads of a Context
         self.states = rollout_states.StateCache()
         self.summaries = {key: summary_body(*key, 5 * 10**6 + i)
                           for i, key in enumerate(cache.keys("WorkloadCluster"))}
 
-    def selections(self, kind: str, namespace: str, name: str) -> dict[tuple[str, str], str]:
-        """profiles._selections: the index's answer plus the dependsOn union."""
-        scope = namespace if kind == "Profile" else None
-        chosen = {k: str(r) for k, r in self.cache.plan.selection((kind, namespace, name)).items()}
-        for other in self.cache.all(kind):
-            if name not in ((other.get("spec") or {}).get("dependsOn") or []):
-                continue
-            meta = other["metadata"]
-            try:
-                found = self.cache.plan.selection((kind, meta.get("namespace") or "",
-                                                   meta["name"]))
-            except errors.FlotillaError:
-                continue
-            for key in found:
-                if scope is None or key[0] == scope:
-                    chosen.setdefault(key, "DependsOn")
-        return chosen
-
-    def plan(self, kind: str, namespace: str, name: str) -> decide.Decision:
+    def plan(self, kind: str, namespace: str, name: str) -> policy.Decision:
         body = self.cache.get(kind, namespace, name)
         assert body is not None
-        spec = types.ProfileSpec.from_dict(body.get("spec") or {})
-        chosen = self.selections(kind, namespace, name)
-        catalog.resolve(spec, self.entries)
-        keys = sorted(chosen)
-        get = self.cache.get
+        spec = self.cache.profile_spec(kind, body)
+        chosen = controller_profiles._selections(self.ctx, kind, namespace,  # type: ignore[arg-type]
+                                                 name)
+        self.cache.check_releases(kind, body, spec)
+        keys, clusters = rollout_step.cluster_rows(self.cache, (kind, namespace, name),
+                                                   tuple(chosen))
+        summaries = self.summaries
         states = self.states.states((kind, namespace, name), keys,
-                                    [self.summaries[key] for key in keys],
-                                    [get("WorkloadCluster", *key) for key in keys], {})
+                                    [summaries[key] for key in keys], clusters, {})
         # A re-plan towards revision 2: every cluster runs revision 1, healthy.
-        return decide.decide(policy_of(spec), revision=2, last_good=1, clusters=states,
-                             now=time.time())
+        return decide.decide(rollout_step.policy_of(spec), revision=2, last_good=1,
+                             clusters=states, now=time.time())
 
     def replan_woken(self) -> int:
         """What profiles.wake queues: the touched profiles and what they depend on."""
@@ -266,10 +242,11 @@ def one_size(size: int, reps: int, seed: int, freeze: bool = True) -> dict[str, 
     rng = random.Random(seed)
     bodies = [cluster_body(i, rng) for i in range(size)]
     profiles = [(*profile_spec(i), f"p{i:02d}") for i in range(50)]
-    entries = catalog_entries()
     # (c) restart: fill the cache as the preload does (clusters, then profiles), then plan.
     wall, cpu = time.perf_counter(), time.process_time()
     cache = store.Store()
+    for entry in catalog_bodies():
+        cache.put("CatalogService", entry)
     for body in bodies:
         cache.put("WorkloadCluster", body)
     for kind, namespace, spec, name in profiles:
@@ -279,7 +256,7 @@ def one_size(size: int, reps: int, seed: int, freeze: bool = True) -> dict[str, 
     filled = time.perf_counter() - wall
     if freeze:
         gc.freeze()  # as the controller does after its preload (handlers.startup)
-    planner = Planner(cache, entries)
+    planner = Planner(cache)
     planner.plan(profiles[0][0], profiles[0][1], profiles[0][3])
     first = time.perf_counter() - wall
     for kind, namespace, _, name in profiles[1:]:

@@ -57,6 +57,17 @@ class Update:
 
 
 @dataclasses.dataclass(slots=True)
+class Rows:
+    """One profile's selection sorted: (namespace, name, reason) rows, their keys and the
+    cluster bodies held now, all in the same order (read-only for callers)."""
+
+    rows: tuple[tuple[str, str, str], ...]
+    keys: tuple[ClusterKey, ...]
+    bodies: list[Mapping[str, Any]]  # replaced in place when a selected cluster changes
+    position: dict[ClusterKey, int]
+
+
+@dataclasses.dataclass(slots=True)
 class _Cluster:
     body: Mapping[str, Any]
     labels: dict[str, str]
@@ -77,6 +88,7 @@ class _Profile:
     keys: tuple[str, ...] = ()  # ... or one of these label keys
     scan: bool = False  # ... or nothing narrows it: every cluster in scope is a candidate
     selected: dict[ClusterKey, select.SelectionReason] = dataclasses.field(default_factory=dict)
+    rows: Rows | None = None  # `selected` sorted; None once `selected` changes
 
 
 def _add(index: dict[Any, set[Any]], key: Any, item: Any) -> None:
@@ -153,6 +165,30 @@ class PlanIndex:
             raise held.error
         return dict(held.selected)
 
+    def sorted_selection(self, profile: ProfileKey) -> tuple[tuple[str, str, str], ...]:
+        """`selection` as sorted (namespace, name, reason) rows; raises as it does."""
+        return self.sorted_rows(profile).rows
+
+    def sorted_rows(self, profile: ProfileKey) -> Rows:
+        """`selection` sorted, with each cluster's current body; raises as it does.
+
+        Kept until that profile's selection changes (a changed body of a cluster it
+        still selects is put in place), so a re-plan of a profile whose clusters stayed
+        the same neither rebuilds, sorts nor looks up its rows again.
+        """
+        held = self._profiles.get(profile)
+        if held is None:
+            return Rows((), (), [], {})
+        if held.error is not None:
+            raise held.error
+        if held.rows is None:
+            items = sorted(held.selected.items())  # keys are unique: reasons never compared
+            keys = tuple(key for key, _ in items)
+            held.rows = Rows(rows=tuple((ns, name, str(reason)) for (ns, name), reason in items),
+                             keys=keys, bodies=[self._clusters[key].body for key in keys],
+                             position={key: i for i, key in enumerate(keys)})
+        return held.rows
+
     def selecting(self, namespace: str, name: str) -> frozenset[ProfileKey]:
         """The profiles selecting one cluster (by selector or by ref)."""
         return frozenset(self._selecting.get((namespace, name), ()))
@@ -197,6 +233,10 @@ class PlanIndex:
         else:
             candidates = set()
         changed = {p for p in candidates if self._redecide(p, key, record)}
+        for profile in self._selecting.get(key, ()):
+            rows = self._profiles[profile].rows  # None where the selection just changed
+            if rows is not None:
+                rows.bodies[rows.position[key]] = cluster
         touched = set(changed)
         if material:
             kept = (before & self._selecting.get(key, set())) - changed
@@ -223,7 +263,9 @@ class PlanIndex:
         _discard(self._clusters_by_ns, namespace, key)
         before = self._selecting.pop(key, set())
         for profile in before:
-            self._profiles[profile].selected.pop(key, None)
+            held = self._profiles[profile]
+            held.selected.pop(key, None)
+            held.rows = None
         return Update(changed=frozenset(before), touched=frozenset(before))
 
     def _unindex_cluster(self, key: ClusterKey, labels: Mapping[str, str]) -> None:
@@ -244,6 +286,7 @@ class PlanIndex:
         reason = self._decide(held, key, cluster)
         if held.selected.get(key) == reason:
             return False
+        held.rows = None
         if reason is None:
             del held.selected[key]
             _discard(self._selecting, key, profile)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine import api, catalog, drift, errors, inventory, tenancy, unsupported
+from engine import api, drift, errors, inventory, tenancy, unsupported
 from engine.adapters import kube
 from engine.controller import context, reporting, revisions, rollout_step, store
 from engine.model import conditions, types
@@ -45,26 +45,24 @@ def gone(cache: store.Store, ref: str) -> bool:
 
 
 def catalog_specs(ctx: context.Context) -> dict[str, types.CatalogServiceSpec]:
-    """Every catalog entry that parses; a broken entry only fails profiles that use it."""
-    out = {}
-    for body in ctx.store.all("CatalogService"):
-        name = body["metadata"]["name"]
-        try:
-            out[name] = types.CatalogServiceSpec.from_dict(body.get("spec") or {}, name=name)
-        except errors.SpecError:
-            continue
-    return out
+    """Every catalog entry that parses; a broken entry only fails profiles that use it.
+
+    Parsed once per catalog change (the store keeps it until a CatalogService changes).
+    """
+    return ctx.store.catalog_specs()
 
 
 def _selections(ctx: context.Context, kind: str, namespace: str,
                 name: str) -> list[tuple[str, str, str]]:
-    # The store's plan index holds every profile's selection (select.select_clusters'
-    # rules, kept current per change, parsed from the same cached body); it raises this
-    # profile's CEL compile error.
+    """The (namespace, name, reason) rows a profile deploys to, sorted.
+
+    The store's plan index holds every profile's selection (select.select_clusters'
+    rules, kept current per change, parsed from the same cached body), already sorted
+    and kept until it changes; it raises this profile's CEL compile error.
+    """
     scope = namespace if kind == api.PROFILE else None
-    chosen: dict[tuple[str, str], str] = {
-        key: str(reason) for key, reason in ctx.store.plan.selection((kind, namespace, name))
-        .items()}
+    own = ctx.store.plan.sorted_selection((kind, namespace, name))
+    chosen: dict[tuple[str, str], str] | None = None
     # Sveltos semantics: a profile others depend on also goes wherever they go.
     for other in ctx.store.all(kind):
         if name not in ((other.get("spec") or {}).get("dependsOn") or []):
@@ -74,9 +72,13 @@ def _selections(ctx: context.Context, kind: str, namespace: str,
             found = ctx.store.plan.selection((kind, meta.get("namespace") or "", meta["name"]))
         except errors.FlotillaError:
             continue
+        if chosen is None:
+            chosen = {(ns, n): reason for ns, n, reason in own}
         for key in found:
             if scope is None or key[0] == scope:
                 chosen.setdefault(key, "DependsOn")
+    if chosen is None:
+        return list(own)  # no dependent: the index's rows as they are
     return sorted((ns, n, reason) for (ns, n), reason in chosen.items())
 
 
@@ -147,13 +149,13 @@ async def reconcile(ctx: context.Context, kind: str, namespace: str, name: str) 
         await ctx.mgmt.patch(body["apiVersion"], kind, namespace or None, name, {"metadata": {
             "finalizers": [*(meta.get("finalizers") or []), api.PROFILE_FINALIZER]}})
     try:
-        spec = types.ProfileSpec.from_dict(body.get("spec") or {})
+        spec = ctx.store.profile_spec(kind, body)
         _check_pointers(spec)
         _check_depends_on(ctx, kind, namespace, name, spec)
         if kind == api.PROFILE:
             tenancy.check_profile(spec, await tenant_limits(ctx, namespace))
         chosen = _selections(ctx, kind, namespace, name)
-        catalog.resolve(spec, catalog_specs(ctx))  # surfaces unknown services/versions here
+        ctx.store.check_releases(kind, body, spec)  # surfaces unknown services/versions here
         snap = await revisions.build(ctx, body, spec, clusters=[
             c for c in (ctx.store.get("WorkloadCluster", cns, cname) for cns, cname, _ in chosen)
             if c is not None])

@@ -14,11 +14,12 @@ it lives in the API, so a controller killed at any moment resumes exactly.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import api
-from engine.controller import context, revisions, rollout_states
+from engine import api, errors, planindex
+from engine.controller import context, revisions, rollout_states, store
 from engine.model import types
 from engine.rollout import decide, policy
 
@@ -36,6 +37,27 @@ class Outcome:
 # rollout_states). Process-wide like a memo of a pure function: an entry is correct
 # for whoever asks, since what it was built from is part of its key.
 STATES = rollout_states.StateCache()
+
+
+def cluster_rows(cache: store.Store, profile: planindex.ProfileKey,
+                 rows: Sequence[tuple[str, str, str]]
+                 ) -> tuple[Sequence[tuple[str, str]], Sequence[Mapping[str, Any] | None]]:
+    """The (namespace, name) keys of `rows` and each cluster's cached body, in order.
+
+    When the rows are the profile's own sorted selection (no profile depends on it),
+    the plan index already holds both, kept current per change: one comparison made
+    in C instead of a tuple and a lookup per row.
+    """
+    try:
+        own = cache.plan.sorted_rows(profile)
+    except errors.FlotillaError:
+        own = None
+    if own is not None and own.rows == rows:
+        # Lists, as rollout_states keeps them (a tuple never equals a list); copies, since
+        # the index edits its own list in place.
+        return list(own.keys), list(own.bodies)
+    keys = [(cns, cname) for cns, cname, _ in rows]
+    return keys, cache.bodies(api.WORKLOAD_CLUSTER, keys)
 
 
 def policy_of(spec: types.ProfileSpec) -> policy.RolloutPolicy:
@@ -79,11 +101,13 @@ async def assign(ctx: context.Context, profile: dict[str, Any], spec: types.Prof
         if rev == f"r{revision}" and stage:
             approvals.add(stage)  # approvals count for one revision only
     key_of = {f"{cns}/{cname}": sname for sname, (cns, cname, _) in wanted.items()}
-    keys = [(cns, cname) for cns, cname, _ in wanted.values()]
     meta = profile["metadata"]
     owner = (profile.get("kind"), meta.get("namespace") or "", meta["name"], meta.get("uid"))
-    states = STATES.states(owner, keys, [by_name.get(sname) for sname in wanted],
-                           [ctx.store.get("WorkloadCluster", *key) for key in keys], failed_at)
+    keys, clusters = cluster_rows(ctx.store, (str(profile.get("kind")),
+                                              meta.get("namespace") or "", meta["name"]),
+                                  tuple(wanted.values()))
+    states = STATES.states(owner, keys, [by_name.get(sname) for sname in wanted], clusters,
+                           failed_at)
     decision = decide.decide(
         policy_of(spec), revision=revision,
         last_good=int(last_good) if last_good is not None else None, clusters=states,

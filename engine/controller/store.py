@@ -11,14 +11,24 @@ collects the profiles a cluster change touched until `take_woken` hands them
 to whoever wakes them (`profiles.wake`). ClusterSummaries are also indexed
 by the profile they belong to (`summaries_of`), so a profile's reconcile does
 not scan every summary of the fleet.
+
+Parsing is kept with the bodies: a profile's `types.ProfileSpec` (`profile_spec`),
+the parsed catalog (`catalog_specs`) and whether a profile's services resolve
+against it (`check_releases`) are reused while the very same body objects are
+held, so re-planning a profile whose spec and catalog did not change parses and
+resolves nothing again (at 10,000 clusters that was ~1 ms of a re-plan's CPU per
+profile). An entry is correct by construction: it remembers the spec dict it was
+parsed from (kept alive by the entry, so no other object can take its identity)
+and the catalog's version, and is used only for that same object and version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from engine import api, planindex
+from engine import api, catalog, errors, planindex
+from engine.model import types
 
 Key = tuple[str, str, str]
 Body = dict[str, Any]
@@ -46,6 +56,11 @@ class Store:
         self.plan = planindex.PlanIndex()
         self._woken: set[planindex.ProfileKey] = set()
         self._summaries: dict[planindex.ProfileKey, set[tuple[str, str]]] = {}
+        # Parsed from the very spec dict kept beside it (see the module doc).
+        self._specs: dict[Key, tuple[Any, types.ProfileSpec]] = {}
+        self._catalog: dict[str, types.CatalogServiceSpec] | None = None
+        self._catalog_version = 0  # bumped whenever a CatalogService is put or dropped
+        self._resolved: dict[Key, tuple[types.ProfileSpec, int]] = {}
 
     def put(self, kind: str, body: Body) -> None:
         """Remember body unless what we hold is newer.
@@ -67,6 +82,8 @@ class Store:
             self._woken |= self.plan.cluster_changed(body).touched
         elif kind in api.PROFILE_KINDS:
             self.plan.profile_changed(kind, body)
+        elif kind == api.CATALOG_SERVICE:
+            self._catalog, self._catalog_version = None, self._catalog_version + 1
 
     def drop(self, kind: str, namespace: str, name: str) -> None:
         held = self._objects.get(kind, {}).pop((namespace, name), None)
@@ -78,6 +95,49 @@ class Store:
             self._woken |= self.plan.cluster_removed(namespace, name).touched
         elif kind in api.PROFILE_KINDS:
             self.plan.profile_removed(kind, namespace, name)
+            self._specs.pop((kind, namespace, name), None)
+            self._resolved.pop((kind, namespace, name), None)
+        elif kind == api.CATALOG_SERVICE:
+            self._catalog, self._catalog_version = None, self._catalog_version + 1
+
+    def profile_spec(self, kind: str, body: Body) -> types.ProfileSpec:
+        """`types.ProfileSpec.from_dict(body["spec"])`, parsed once per spec object.
+
+        Raises what parsing raises (errors are not kept: they are parsed again).
+        """
+        raw = body.get("spec") or {}
+        key = key_of(kind, body)
+        held = self._specs.get(key)
+        if held is not None and held[0] is raw:
+            return held[1]
+        spec = types.ProfileSpec.from_dict(raw)
+        if raw:  # an absent spec parses from a fresh {} each time: nothing to key on
+            self._specs[key] = (raw, spec)
+        return spec
+
+    def catalog_specs(self) -> dict[str, types.CatalogServiceSpec]:
+        """Every CatalogService entry that parses, by name (a copy: callers may edit it)."""
+        if self._catalog is None:
+            parsed = {}
+            for body in self.all(api.CATALOG_SERVICE):
+                name = body["metadata"]["name"]
+                try:
+                    parsed[name] = types.CatalogServiceSpec.from_dict(body.get("spec") or {},
+                                                                      name=name)
+                except errors.SpecError:
+                    continue  # a broken entry only fails the profiles that use it
+            self._catalog = parsed
+        return dict(self._catalog)
+
+    def check_releases(self, kind: str, body: Body, spec: types.ProfileSpec) -> None:
+        """`catalog.resolve(spec, catalog_specs())` for what it raises, once per spec and
+        catalog version (`spec` is the one `profile_spec` returned for `body`)."""
+        key = key_of(kind, body)
+        held = self._resolved.get(key)
+        if held is not None and held[0] is spec and held[1] == self._catalog_version:
+            return  # resolve is a function of the two; errors are not kept (raised again)
+        catalog.resolve(spec, self.catalog_specs())
+        self._resolved[key] = (spec, self._catalog_version)
 
     def summaries_of(self, kind: str, namespace: str, name: str) -> list[Body]:
         """The ClusterSummaries whose spec.profileRef names this profile, by (namespace, name)."""
@@ -100,6 +160,11 @@ class Store:
 
     def get(self, kind: str, namespace: str, name: str) -> Body | None:
         return self._objects.get(kind, {}).get((namespace, name))
+
+    def bodies(self, kind: str, keys: Iterable[tuple[str, str]]) -> list[Body | None]:
+        """`get(kind, *key)` for every key, in order (one dict lookup per key)."""
+        held = self._objects.get(kind, {})
+        return [held.get(key) for key in keys]
 
     def all(self, kind: str, namespace: str | None = None) -> list[Body]:
         items = self._objects.get(kind, {})

@@ -124,6 +124,13 @@ class TestAgreesWithFullRecompute:
             for pkey, body in profiles.items():
                 now[pkey] = recompute(body, list(clusters.values()))
                 assert index.selection(pkey) == now[pkey], (op, pkey)
+                # The kept sorted rows are never stale: asked at every step, they follow
+                # each cluster and profile change.
+                assert index.sorted_selection(pkey) == tuple(sorted(
+                    (ns, n, str(r)) for (ns, n), r in now[pkey].items())), (op, pkey)
+                rows = index.sorted_rows(pkey)  # and so are the bodies kept beside them
+                assert rows.keys == tuple((ns, n) for ns, n, _ in rows.rows)
+                assert rows.bodies == [clusters[key] for key in rows.keys], (op, pkey)
             # Whatever changed is reported as changed (it may report more, never less).
             moved = {p for p in now.keys() | before.keys() if now.get(p) != before.get(p)}
             assert moved <= update.changed <= update.touched
