@@ -219,7 +219,9 @@ class TestRolloutWatch:
     def test_completed_rollout_exits_zero(self, staged: Staged) -> None:
         staged.publish(1)
         staged.complete(1)
-        staged.canary = ", minSuccessTime: 4s"  # the canary soaks: progress to watch
+        # The canary soaks: progress to watch. Long enough that the watch's own start-up
+        # (seconds under load) cannot miss it: at 4 s CI saw the rollout finish first.
+        staged.canary = ", minSuccessTime: 15s"
         staged.publish(2)
         kc = str(staged.engine.fleet.management.kubeconfig)
         started = time.monotonic()
