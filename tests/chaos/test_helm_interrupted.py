@@ -16,6 +16,7 @@ import datetime
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 from chaoskit import kill_controller
 from fleetkit import FLEET_NS, Engine, Helm, Kubectl, eventually
@@ -50,7 +51,9 @@ spec:
         items = self.mgmt.json("get", "clustersummaries", "-n", FLEET_NS, "-l",
                                f"{api.PROFILE_NAME_LABEL}={self.name}")["items"]
         st = (items[0].get("status") or {}) if items else {}
-        return st.get("phase") == "Provisioned" and self.status() == "deployed"
+        # At the profile's current revision: a Provisioned left from the last one says nothing.
+        current = bool(items) and st.get("revision") == items[0]["spec"].get("revision")
+        return current and st.get("phase") == "Provisioned" and self.status() == "deployed"
 
     def close(self) -> None:
         self.mgmt("delete", "clusterprofile", self.name, "--timeout=60s", check=False)
@@ -119,10 +122,19 @@ class TestInterruptedHelm:
             finally:
                 engine.start()
             work("label", node, f"{rel.label}=yes")
-            eventually(lambda: rel.provisioned() and json.loads(rel.helm(
-                "get", "values", "web", "-n", rel.ns, "-o", "json"))["data"]["greeting"]
-                == "two", timeout=90, interval=1, what="release upgraded after the kill")
-            history = json.loads(rel.helm("history", "web", "-n", rel.ns, "-o", "json"))
+            def upgraded() -> list[dict[str, Any]] | None:
+                # One history read decides: status and values of the same, latest revision
+                # (CI once read a finished rollback's status, then the next upgrade's values).
+                history = json.loads(rel.helm("history", "web", "-n", rel.ns, "-o", "json"))
+                last = history[-1]
+                if last["status"] != "deployed" or not rel.provisioned():
+                    return None
+                values = json.loads(rel.helm("get", "values", "web", "-n", rel.ns, "--revision",
+                                             str(last["revision"]), "-o", "json"))
+                return history if values["data"]["greeting"] == "two" else None
+
+            history = eventually(upgraded, timeout=90, interval=1,
+                                 what="release upgraded after the kill")
             # The interrupted revision 2 was rolled back (3), then upgraded again (4).
             assert [h["status"] for h in history] == \
                 ["superseded", "pending-upgrade", "superseded", "deployed"], history
