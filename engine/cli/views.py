@@ -10,14 +10,13 @@ as the controller counts it.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine import select
 from engine.controller import rollout_step
 from engine.model import types
-from engine.rollout import decide, policy
+from engine.rollout import bodies, decide, policy
 
 # Standings as a person reads them.
 STANDING = {policy.Standing.WAITING: "waiting", policy.Standing.IN_FLIGHT: "in flight",
@@ -26,36 +25,9 @@ STANDING = {policy.Standing.WAITING: "waiting", policy.Standing.IN_FLIGHT: "in f
 COUNTED = ("done", "soaking", "in flight", "failed", "waiting")
 
 
-def _seconds(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def ref_of(profile: Mapping[str, Any]) -> str:
     meta = profile.get("metadata") or {}
     return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else str(meta["name"])
-
-
-def _state(summary: Mapping[str, Any], cluster: Mapping[str, Any],
-           failed_at: Mapping[str, int]) -> policy.ClusterState:
-    """One cluster as the rollout step sees it (engine.controller.rollout_step.assign)."""
-    sspec, st = summary.get("spec") or {}, summary.get("status") or {}
-    ref = sspec.get("clusterRef") or {}
-    key = f"{ref.get('namespace', '')}/{ref.get('name', '')}"
-    current = st.get("revision") if st.get("phase") in ("Provisioned", "Failed") else None
-    return policy.ClusterState(
-        key=key, labels=(cluster.get("metadata") or {}).get("labels") or {},
-        current_revision=int(current) if current is not None else None,
-        target_revision=int(sspec["revision"]) if sspec.get("revision") else None,
-        healthy=bool(st.get("healthy")) and st.get("phase") == "Provisioned",
-        healthy_since=_seconds(st.get("healthySince")),
-        update_started=_seconds(sspec.get("assignedAt")),
-        reachable=bool((cluster.get("status") or {}).get("ready", True)),
-        failed_revision=failed_at.get(key))
 
 
 def _service(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,7 +53,8 @@ def profile_view(profile: Mapping[str, Any], summaries: Sequence[Mapping[str, An
     for summary in summaries:
         if (summary.get("metadata") or {}).get("deletionTimestamp"):
             continue
-        state = _state(summary, by_key.get(_key(summary), {}), failed_at)
+        key = _key(summary)
+        state = bodies.cluster_state(key, summary, by_key.get(key, {}), failed_at.get(key))
         rows[state.key] = summary
         states.append(state)
     stages = []

@@ -20,7 +20,6 @@ no I/O, no clock.
 
 from __future__ import annotations
 
-import datetime
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from itertools import compress, count
 from operator import is_not
 from typing import Any
 
-from engine.rollout import policy
+from engine.rollout import bodies, policy
 
 # A cluster's namespace and name.
 Key = tuple[str, str]
@@ -38,32 +37,8 @@ Body = Mapping[str, Any]
 _ABSENT = ""
 
 
-def seconds(stamp: str | None) -> float | None:
-    """An RFC 3339 time from the API as epoch seconds; None when absent or unreadable."""
-    if not stamp:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def build(key: str, summary: Mapping[str, Any] | None, cluster: Mapping[str, Any] | None,
-          failed_revision: int | None) -> policy.ClusterState:
-    """The state of one cluster, from its summary and cluster bodies (either may be missing)."""
-    summary, cluster = summary or {}, cluster or {}
-    sspec, st = summary.get("spec") or {}, summary.get("status") or {}
-    # Only a finished deploy says what the cluster runs; Pending/Provisioning do not.
-    current = st.get("revision") if st.get("phase") in ("Provisioned", "Failed") else None
-    return policy.ClusterState(
-        key=key, labels=(cluster.get("metadata") or {}).get("labels") or {},
-        current_revision=int(current) if current is not None else None,
-        target_revision=int(sspec["revision"]) if sspec.get("revision") else None,
-        healthy=bool(st.get("healthy")) and st.get("phase") == "Provisioned",
-        healthy_since=seconds(st.get("healthySince")),
-        update_started=seconds(sspec.get("assignedAt")),
-        reachable=bool((cluster.get("status") or {}).get("ready", True)),
-        failed_revision=failed_revision)
+# Kept under its old name: the cache and bench/planner.py build states through it.
+build = bodies.cluster_state
 
 
 def _version(body: Mapping[str, Any] | None) -> object:
