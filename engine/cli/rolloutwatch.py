@@ -7,9 +7,10 @@ passes first. Three watches on the management API (the profile, its
 ClusterSummaries, the WorkloadClusters for stage selectors) keep a local copy
 current; each is re-listed when the server ends it or its resourceVersion
 expires. Between events a one-second tick redraws, since a soak ends by time
-alone. A completed rollout counts only once the controller has observed the
-profile's current generation, so a spec edited just before the watch starts
-is never reported by its previous revision's status.
+alone. Progress is shown, and a completed rollout counts, only once the
+controller has observed the profile's current generation, so a spec edited
+just before the watch starts is never reported by its previous revision's
+status.
 """
 
 from __future__ import annotations
@@ -33,10 +34,16 @@ from engine.cli import mgmt, status, views
 EXIT_COMPLETE, EXIT_FAILED, EXIT_PAUSED, EXIT_TIMEOUT = 0, 1, 2, 3
 
 
+def observed(profile: dict[str, Any]) -> bool:
+    """Whether the profile's status speaks of its current spec (generation)."""
+    st = profile.get("status") or {}
+    return bool(st.get("observedGeneration") == profile["metadata"].get("generation"))
+
+
 def outcome(profile: dict[str, Any]) -> tuple[int, str] | None:
     """The exit code and its one line once the rollout has settled, else None."""
     st = profile.get("status") or {}
-    if st.get("observedGeneration") != profile["metadata"].get("generation"):
+    if not observed(profile):
         return None  # the controller has not seen the current spec yet
     ro = st.get("rollout") or {}
     phase, revision = ro.get("phase"), ro.get("targetRevision")
@@ -155,10 +162,13 @@ async def watch(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
                 body = next(iter(profile.items.values()), None)
                 if body is None:
                     raise errors.NonRetriableError(f"{kind} {ref} not found", reason="NotFound")
-                view = views.profile_view(body, status.summaries_of(
-                    body, list(summaries.items.values())), list(clusters.items.values()),
-                    now=time.time())
-                screen.show(view)
+                # Until the controller has seen the current spec, the status names the last
+                # revision while summaries may already carry the new one: a view of both
+                # mixed showed a stage done at the old revision ahead of the new one.
+                if observed(body):
+                    screen.show(views.profile_view(body, status.summaries_of(
+                        body, list(summaries.items.values())), list(clusters.items.values()),
+                        now=time.time()))
                 settled = outcome(body)
                 if settled is not None:
                     print(settled[1], file=out if settled[0] == EXIT_COMPLETE else sys.stderr)

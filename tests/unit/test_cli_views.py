@@ -204,6 +204,9 @@ class TestOutcome:
         body = _profile(rollout={"phase": "Complete", "targetRevision": 2})
         body["status"]["observedGeneration"] = 1
         assert rolloutwatch.outcome(body) is None
+        assert not rolloutwatch.observed(body)  # and no progress is drawn from it
+        body["status"]["observedGeneration"] = body["metadata"]["generation"]
+        assert rolloutwatch.observed(body)
 
 
 class TestCompletion:
